@@ -1,0 +1,111 @@
+"""recpilot settings.
+
+Precedence, highest first: command-line flags (passed as keyword arguments to
+:class:`Settings`) > environment variables ``RECPILOT_*`` > a ``.env`` file in the
+working directory > the defaults below (pydantic-settings). Every setting is listed,
+commented, in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FineMode = Literal["pointwise", "listwise", "off"]
+JsonMode = Literal["auto", "json_object_schema", "json_schema"]
+
+
+class Settings(BaseSettings):
+    """All of recpilot's configuration; one instance per process or request.
+
+    Raises:
+        pydantic.ValidationError: a value has the wrong type or is out of range.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECPILOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # -- storage -----------------------------------------------------------------------
+    home: Path = Field(
+        default=Path.home() / ".recpilot",
+        description="Data directory: datasets, Chroma, trained models, the GGUF, SQLite files.",
+    )
+    dataset: str = Field(default="movielens-100k", description="Active dataset name.")
+
+    # -- LLM -----------------------------------------------------------------------------
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible base URL (…/v1). Unset: start the embedded model.",
+    )
+    llm_api_key: str = Field(default="not-needed", description="API key for llm_base_url.")
+    llm_model: str = Field(default="qwen2.5-coder-1.5b-instruct", description="Model name.")
+    llm_timeout_s: float = Field(default=60.0, gt=0, description="Per-call timeout, seconds.")
+    llm_retries: int = Field(default=2, ge=0, le=10, description="Retries after a failed call.")
+    llm_json_mode: JsonMode = Field(
+        default="auto",
+        description=(
+            "How to ask for schema-constrained JSON: 'json_schema' (OpenAI, vLLM), "
+            "'json_object_schema' (llama-cpp-python), 'auto' (embedded → llama form)."
+        ),
+    )
+    llm_context_tokens: int = Field(default=4096, ge=512, description="Context window, tokens.")
+    embedded_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port.")
+    embedded_threads: int = Field(default=2, ge=1, description="CPU threads for llama.cpp.")
+    embedded_start_timeout_s: float = Field(default=120.0, gt=0, description="Seconds.")
+
+    # -- recall / index ----------------------------------------------------------------
+    embedding_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible /v1 for embeddings. Unset: local MiniLM int8 ONNX.",
+    )
+    embedding_model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model.")
+    chroma_host: str | None = Field(
+        default=None, description="Chroma server host (HttpClient). Unset: PersistentClient."
+    )
+    chroma_port: int = Field(default=8000, description="Chroma server port.")
+    recall_per_channel: int = Field(default=100, ge=1, le=2000, description="Items per channel.")
+
+    # -- coarse ranking ----------------------------------------------------------------
+    coarse_keep: int = Field(default=20, ge=1, le=200, description="Short list for fine rank.")
+    als_factors: int = Field(default=64, ge=2, description="ALS latent factors.")
+    als_iterations: int = Field(default=20, ge=1, description="ALS iterations.")
+    als_regularization: float = Field(default=0.05, ge=0, description="ALS L2 weight.")
+    als_alpha: float = Field(default=2.0, gt=0, description="ALS confidence scale.")
+
+    # -- controller / fine ranking -----------------------------------------------------
+    planner: Literal["llm", "rules"] = Field(
+        default="llm", description="Who plans the stages: the LLM (schema-checked) or rules."
+    )
+    fine_mode: FineMode = Field(default="pointwise", description="LLM fine-ranking mode.")
+    fine_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Weight of the LLM score in the blend with coarse."
+    )
+    fine_prompt_tokens: int = Field(
+        default=1500, ge=200, description="Token budget for the fine-ranking prompt."
+    )
+    history_items: int = Field(default=10, ge=0, description="Recent history items in prompts.")
+
+    @cached_property
+    def dataset_dir(self) -> Path:
+        """Folder of the active dataset's canonical files: ``home/datasets/<dataset>``."""
+        return self.home / "datasets" / self.dataset
+
+    @cached_property
+    def models_dir(self) -> Path:
+        """Folder of trained models for the active dataset: ``home/models/<dataset>``."""
+        return self.home / "models" / self.dataset
+
+    @cached_property
+    def chroma_dir(self) -> Path:
+        """Chroma PersistentClient folder: ``home/chroma``."""
+        return self.home / "chroma"
+
+    @cached_property
+    def llm_dir(self) -> Path:
+        """Folder of the assembled embedded GGUF: ``home/llm``."""
+        return self.home / "llm"

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FineMode = Literal["pointwise", "listwise", "off"]
@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         default=1500, ge=200, description="Token budget for the fine-ranking prompt."
     )
     history_items: int = Field(default=10, ge=0, description="Recent history items in prompts.")
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return Path(value).expanduser().absolute()
 
     @cached_property
     def dataset_dir(self) -> Path:

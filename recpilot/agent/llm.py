@@ -1,0 +1,405 @@
+"""The one LLM client: every LLM call in recpilot goes through :class:`LLMClient`.
+
+It wraps a LangChain chat model — ``langchain_openai.ChatOpenAI`` against any
+OpenAI-compatible endpoint (the embedded llama-cpp-python server, vLLM, OpenAI), or a
+LangChain fake chat model in unit tests — and adds what recpilot needs on top:
+``tenacity`` retries on transient failures only, schema-validated JSON output, Yes/No
+probabilities from token logprobs, and a record (:class:`LLMCall`) of every call.
+
+Backends differ in two request details, both chosen by ``json_mode``:
+
+- ``"json_object_schema"`` (llama-cpp-python's server): ``response_format`` is
+  ``{"type": "json_object", "schema": ...}`` (its OpenAI form answers HTTP 500), and the
+  output cap is sent as ``max_tokens`` in the request body (the server ignores
+  ``max_completion_tokens``, which is what ``ChatOpenAI`` sends).
+- ``"json_schema"`` (OpenAI, vLLM): ``{"type": "json_schema", "json_schema": {...}}`` and
+  ``ChatOpenAI``'s own ``max_completion_tokens``.
+
+LLM output is untrusted input: :meth:`LLMClient.json` parses and validates it with
+``jsonschema`` and raises :class:`LLMError` rather than returning something invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import httpx
+import jsonschema
+import openai
+from langchain_core.exceptions import (
+    ModelAPIError,
+    ModelConnectionError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, convert_to_messages
+from pydantic import BaseModel, Field
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from recpilot.agent.settings import Settings
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
+JsonForm = Literal["json_object_schema", "json_schema"]
+
+YES_TOKENS = frozenset({"yes"})  # compared after strip() and lower()
+NO_TOKENS = frozenset({"no"})
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    openai.APIConnectionError,  # includes APITimeoutError
+    openai.RateLimitError,
+    openai.InternalServerError,
+    ModelConnectionError,
+    ModelTimeoutError,
+    ModelRateLimitError,
+    ModelAPIError,
+    httpx.TransportError,
+    TimeoutError,
+    ConnectionError,
+)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+class LLMError(Exception):
+    """An LLM call failed: unreachable, timed out, or invalid output, after retries.
+
+    Args:
+        message: what failed.
+        unreachable: True when the backend could not be reached or timed out (callers may
+            stop trying the LLM for the rest of a request); False for invalid output.
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class LLMCall(BaseModel):
+    """Record of one logical LLM call (retries included), successful or not.
+
+    Token counts are as reported by the backend (0 when it reports none); latency is
+    wall-clock over all attempts, in milliseconds.
+    """
+
+    purpose: str
+    messages: list[Message]
+    response: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    retries: int = 0
+    error: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, _TRANSIENT):
+        return True
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+
+
+def _usage(message: AIMessage) -> tuple[int, int]:
+    usage = message.usage_metadata
+    if usage:
+        return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    token_usage = message.response_metadata.get("token_usage") or {}
+    return int(token_usage.get("prompt_tokens", 0)), int(token_usage.get("completion_tokens", 0))
+
+
+def _text(message: AIMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(c if isinstance(c, str) else str(c.get("text", "")) for c in content)
+
+
+def parse_json(text: str) -> Any:
+    """Parse a model's JSON answer, tolerating a surrounding Markdown code fence.
+
+    Args:
+        text: the raw completion.
+
+    Returns:
+        The decoded JSON value.
+
+    Raises:
+        LLMError: not valid JSON.
+    """
+    fenced = _FENCE.match(text)
+    try:
+        return json.loads(fenced.group(1) if fenced else text)
+    except json.JSONDecodeError as exc:
+        raise LLMError(f"invalid JSON from the LLM: {exc}; text={text[:200]!r}") from exc
+
+
+def yes_no_probability(logprobs: Any) -> float:
+    """P(Yes) from the first generated token's top logprobs (pointwise item scoring).
+
+    ``p_yes / (p_yes + p_no)`` where each sums the probabilities of the token variants
+    ("Yes", " Yes", "yes", "YES"...; compared stripped and lower-cased) among the top
+    logprobs of the first position — the Yes/No item scoring of TALLRec (Bao et al.
+    2023) and the "item scoring" use in Lin et al. 2023's survey.
+
+    Args:
+        logprobs: the OpenAI chat ``choice.logprobs`` shape,
+            ``{"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}``.
+
+    Returns:
+        A probability in [0, 1]; 0.5 when neither Yes nor No is among the top tokens.
+
+    Raises:
+        LLMError: no logprobs in the response (backend without logprobs support).
+    """
+    content = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        raise LLMError("the LLM response carries no logprobs")
+    first = content[0]
+    top = first.get("top_logprobs") or [first]
+    p_yes = p_no = 0.0
+    for entry in top:
+        token = str(entry.get("token", "")).strip().lower()
+        logprob = entry.get("logprob")
+        if logprob is None:
+            continue
+        if token in YES_TOKENS:
+            p_yes += math.exp(float(logprob))
+        elif token in NO_TOKENS:
+            p_no += math.exp(float(logprob))
+    if p_yes + p_no <= 0.0:
+        return 0.5
+    return p_yes / (p_yes + p_no)
+
+
+class LLMClient:
+    """recpilot's single LLM client around a LangChain chat model.
+
+    Args:
+        model: any LangChain chat model (``ChatOpenAI`` in production, fake chat models
+            in tests); it must not retry on its own (``max_retries=0``).
+        json_mode: request form for the backend, see the module docstring.
+        retries: retries after a transient failure (connection error, timeout, HTTP 5xx,
+            rate limit); invalid output is not retried (temperature 0 would repeat it).
+        retry_wait_s: first back-off in seconds (exponential, capped at 8 s).
+        base_url: the endpoint, used by :meth:`ping` (None for fake models).
+        api_key: bearer token for :meth:`ping`'s HTTP probe.
+
+    Attributes:
+        calls: one :class:`LLMCall` per call, failed ones included.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        *,
+        json_mode: JsonForm = "json_schema",
+        retries: int = 2,
+        retry_wait_s: float = 0.5,
+        base_url: str | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        self.model = model
+        self.json_mode: JsonForm = json_mode
+        self.retries = retries
+        self.retry_wait_s = retry_wait_s
+        self.base_url = base_url
+        self.api_key = api_key
+        self.calls: list[LLMCall] = []
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, base_url: str, *, embedded: bool | None = None
+    ) -> LLMClient:
+        """Build the production client: ``ChatOpenAI`` against ``base_url``.
+
+        Args:
+            settings: ``llm_api_key``, ``llm_model``, ``llm_timeout_s`` (seconds, per
+                attempt), ``llm_retries``, ``llm_json_mode``.
+            base_url: OpenAI-compatible URL ending in ``/v1`` (see ``resolve_llm``).
+            embedded: whether recpilot started the embedded llama-cpp-python server;
+                None = ``settings.llm_base_url`` is unset. With ``llm_json_mode='auto'``
+                it selects the llama form, otherwise the OpenAI form.
+
+        Returns:
+            An :class:`LLMClient` (temperature 0, LangChain retries off).
+        """
+        from langchain_openai import ChatOpenAI
+
+        if embedded is None:
+            embedded = not settings.llm_base_url
+        mode = settings.llm_json_mode
+        json_mode: JsonForm = (
+            ("json_object_schema" if embedded else "json_schema") if mode == "auto" else mode
+        )
+        model = ChatOpenAI(
+            base_url=base_url,
+            api_key=settings.llm_api_key,
+            model=settings.llm_model,
+            timeout=settings.llm_timeout_s,
+            max_retries=0,
+            temperature=0,
+        )
+        return cls(
+            model,
+            json_mode=json_mode,
+            retries=settings.llm_retries,
+            base_url=base_url,
+            api_key=settings.llm_api_key,
+        )
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def reset_calls(self) -> None:
+        """Forget the recorded calls."""
+        self.calls.clear()
+
+    def _cap(self, max_tokens: int) -> dict[str, Any]:
+        if self.json_mode == "json_object_schema":
+            return {"extra_body": {"max_tokens": max_tokens}}
+        return {"max_tokens": max_tokens}
+
+    def _invoke(
+        self, messages: Sequence[Message], purpose: str, **kwargs: Any
+    ) -> tuple[AIMessage, LLMCall]:
+        record = LLMCall(purpose=purpose, messages=[dict(m) for m in messages])
+        self.calls.append(record)
+        lc_messages = convert_to_messages(list(messages))
+        start = time.perf_counter()
+        attempts = 0
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.retries + 1),
+                wait=wait_exponential(multiplier=self.retry_wait_s, max=8),
+                retry=retry_if_exception(_is_transient),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    result = self.model.invoke(lc_messages, **kwargs)
+        except Exception as exc:
+            record.retries = attempts - 1
+            record.latency_ms = (time.perf_counter() - start) * 1000
+            record.error = f"{type(exc).__name__}: {exc}"
+            raise LLMError(
+                f"LLM call '{purpose}' failed after {attempts} attempt(s): {record.error}",
+                unreachable=_is_transient(exc),
+            ) from exc
+        record.retries = attempts - 1
+        record.latency_ms = (time.perf_counter() - start) * 1000
+        if not isinstance(result, AIMessage):
+            result = AIMessage(content=str(getattr(result, "content", result)))
+        record.response = _text(result)
+        record.prompt_tokens, record.completion_tokens = _usage(result)
+        return result, record
+
+    # -- public calls --------------------------------------------------------------------
+
+    def json(
+        self,
+        messages: Sequence[Message],
+        schema: dict[str, Any],
+        purpose: str,
+        max_tokens: int,
+        *,
+        validate_schema: dict[str, Any] | None = None,
+    ) -> Any:
+        """Schema-constrained JSON completion, parsed and validated.
+
+        The schema is sent as ``response_format`` (llama-cpp-python turns it into a
+        grammar, OpenAI/vLLM into structured output); the answer is validated again here
+        because no backend is trusted.
+
+        Args:
+            messages: chat messages, ``[{"role": ..., "content": ...}, ...]``.
+            schema: JSON Schema the answer must follow (sent to the backend).
+            purpose: short label recorded in :attr:`calls` (e.g. ``"fine_listwise"``).
+            max_tokens: cap on generated tokens.
+            validate_schema: validate against this instead of ``schema`` (a caller that
+                repairs some violations itself, e.g. duplicate ids, passes a looser one).
+
+        Returns:
+            The decoded JSON value (a dict for object schemas).
+
+        Raises:
+            LLMError: unreachable/timeout after retries, invalid JSON, or schema violation.
+        """
+        if self.json_mode == "json_object_schema":
+            response_format: dict[str, Any] = {"type": "json_object", "schema": schema}
+        else:
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", purpose)[:64] or "response"
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": False},
+            }
+        message, record = self._invoke(
+            messages, purpose, response_format=response_format, **self._cap(max_tokens)
+        )
+        try:
+            value = parse_json(record.response)
+            jsonschema.validate(value, validate_schema or schema)
+        except LLMError as exc:
+            record.error = str(exc)
+            raise
+        except jsonschema.ValidationError as exc:
+            record.error = f"schema violation: {exc.message}"
+            raise LLMError(f"LLM output violates the schema ({purpose}): {exc.message}") from exc
+        return value
+
+    def yes_probability(self, messages: Sequence[Message], purpose: str) -> float:
+        """P(Yes) for a Yes/No question, from the first token's logprobs.
+
+        Requests ``max_tokens=1, logprobs=True, top_logprobs=10``; see
+        :func:`yes_no_probability` for the formula (pointwise item scoring, TALLRec —
+        Bao et al. 2023; Lin et al. 2023).
+
+        Args:
+            messages: chat messages ending with the Yes/No question.
+            purpose: label recorded in :attr:`calls`.
+
+        Returns:
+            A probability in [0, 1] (0.5 when neither Yes nor No is in the top tokens).
+
+        Raises:
+            LLMError: unreachable/timeout after retries, or no logprobs returned.
+        """
+        message, record = self._invoke(
+            messages, purpose, logprobs=True, top_logprobs=10, **self._cap(1)
+        )
+        try:
+            p = yes_no_probability(message.response_metadata.get("logprobs"))
+        except LLMError as exc:
+            record.error = str(exc)
+            raise
+        record.extra["p_yes"] = p
+        return p
+
+    def ping(self, timeout_s: float = 5.0) -> bool:
+        """True if the backend answers: ``GET {base_url}/models`` (or a 1-token call).
+
+        Args:
+            timeout_s: seconds for the HTTP probe.
+
+        Returns:
+            Whether the backend is reachable; never raises.
+        """
+        if self.base_url:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            url = f"{self.base_url.rstrip('/')}/models"
+            try:
+                return httpx.get(url, headers=headers, timeout=timeout_s).is_success
+            except httpx.HTTPError:
+                return False
+        try:
+            self._invoke([{"role": "user", "content": "ping"}], "ping", **self._cap(1))
+        except LLMError:
+            return False
+        return True

@@ -1,0 +1,191 @@
+"""The funnel's nodes: recall → coarse rank → fine rank, all over the candidate bus.
+
+Each node reads the candidates from state, adds its score per candidate, and records
+its duration and output size. Fine ranking is the only place candidates meet the LLM;
+whatever it answers is validated by ``fine_rank`` (ids outside the list are dropped
+and recorded), and on any failure the coarse order stands.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from langgraph.runtime import Runtime
+
+from recpilot.agent.nodes.common import record, services_of
+from recpilot.agent.services import Services
+from recpilot.agent.state import Candidate, State
+from recpilot.tools.coarse_rank import coarse_rank
+from recpilot.tools.fine_rank import fine_rank
+from recpilot.tools.recall import RecallRequest
+
+LIKED_RATING = 4.0  # a rating at or above this counts as "liked" (MovieLens 1–5 stars)
+
+
+@dataclass
+class UserContext:
+    """What the funnel knows about the requesting user, derived from state and catalogue.
+
+    Attributes:
+        history: the user's interactions, oldest first (may be empty).
+        liked_ids: liked item ids, most recent last (history ≥ 4★, then items named).
+        seen: catalogue positions never to recommend (rated, shown, named, excluded).
+        user_vec: ALS vector (fitted, or solved from named items) or None.
+    """
+
+    history: list[dict]
+    liked_ids: list[str]
+    seen: set[int]
+    user_vec: np.ndarray | None
+
+
+def user_context(svc: Services, state: State) -> UserContext:
+    """Build the :class:`UserContext` of this turn."""
+    cat = svc.catalogue
+    user_id = state.get("user_id")
+    frame = cat.user_history(user_id) if user_id and cat.known_user(user_id) else None
+    history = [] if frame is None else frame.to_dict("records")
+    named = list(state["intent"].liked_items)
+    liked = [h["item_id"] for h in history if h.get("rating", 1.0) >= LIKED_RATING] + named
+    constraints = state.get("thread_constraints")
+    excluded = list(constraints.exclude_items) if constraints else []
+    seen_ids = [h["item_id"] for h in history] + named + list(state.get("shown", [])) + excluded
+    seen = {cat.index_of[i] for i in seen_ids if i in cat.index_of}
+    named_pos = [cat.index_of[i] for i in named]
+    user_vec = svc.collaborative.user_vector(user_id, named_pos)
+    return UserContext(history, liked, seen, user_vec)
+
+
+def recall(state: State, runtime: Runtime[Services]) -> dict:
+    """Graph node: run the planned recall channels; write ``candidates``."""
+    started = time.perf_counter()
+    svc = services_of(runtime)
+    plan = state["plan"]
+    ctx = user_context(svc, state)
+    req = RecallRequest(
+        allowed=svc.catalogue.allowed_mask(state["thread_constraints"]),
+        seen=ctx.seen,
+        query=state["intent"].query,
+        liked_ids=ctx.liked_ids,
+        user_vec=ctx.user_vec,
+        channels=tuple(plan.channels),
+        per_channel=plan.per_channel,
+    )
+    merged, counts = svc.recall.run(req)
+    candidates: list[Candidate] = [c.to_dict() for c in merged.values()]  # type: ignore[misc]
+    note = ", ".join(f"{ch}={n}" for ch, n in counts.items()) + f"; merged={len(candidates)}"
+    return {
+        "candidates": candidates,
+        "stages": record(state, "recall", started, len(candidates), note=note),
+    }
+
+
+def coarse(state: State, runtime: Runtime[Services]) -> dict:
+    """Graph node: score every candidate with the coarse ranker; keep the short list."""
+    started = time.perf_counter()
+    svc = services_of(runtime)
+    ctx = user_context(svc, state)
+    by_id = {c["item_id"]: c for c in state.get("candidates", [])}
+    ids = list(by_id)
+    query = state["intent"].query
+    sims = None
+    if query and ids:
+        qvec = svc.encoder.encode([query])[0]
+        positions = np.array([svc.catalogue.index_of[i] for i in ids])
+        sims = svc.item_vectors[positions] @ qvec
+    ranked = coarse_rank(
+        ids,
+        svc.catalogue,
+        svc.collaborative,
+        ctx.user_vec,
+        query_sims=sims,
+        keep=state["plan"].coarse_keep,
+    )
+    short: list[Candidate] = []
+    for item_id, score in ranked:
+        cand = dict(by_id[item_id])
+        cand["coarse"] = score
+        cand["final"] = score
+        short.append(cand)  # type: ignore[arg-type]
+    signal = "ALS" if ctx.user_vec is not None else "popularity"
+    note = f"{signal}{' + query similarity' if sims is not None else ''}; kept {len(short)}"
+    return {"candidates": short, "stages": record(state, "coarse", started, len(short), note=note)}
+
+
+def _describe(svc: Services, item_id: str) -> dict:
+    item = svc.catalogue.get(item_id)
+    return {"item_id": item_id, "title": item.title, "year": item.year,
+            "categories": item.categories}  # fmt: skip
+
+
+def profile_summary(svc: Services, state: State, ctx: UserContext) -> str:
+    """A short, deterministic profile: top categories of liked items + the request."""
+    parts = []
+    if state.get("user_id"):
+        parts.append(f"User {state['user_id']}.")
+    counts: dict[str, int] = {}
+    for item_id in ctx.liked_ids:
+        for cat in svc.catalogue.get(item_id).categories:
+            counts[cat] = counts.get(cat, 0) + 1
+    if counts:
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:4]
+        parts.append("Likes mostly: " + ", ".join(c for c, _ in top) + ".")
+    if state["intent"].query:
+        parts.append(f"Asks for: {state['intent'].query}.")
+    cons = state.get("thread_constraints")
+    if cons and not cons.is_empty():
+        parts.append("Constraints: " + cons.model_dump_json(exclude_defaults=True) + ".")
+    return " ".join(parts) or "A new user; nothing known yet."
+
+
+def fine(state: State, runtime: Runtime[Services]) -> dict:
+    """Graph node: LLM fine ranking of the short list (pointwise or listwise), blended."""
+    started = time.perf_counter()
+    svc = services_of(runtime)
+    plan = state["plan"]
+    short = state.get("candidates", [])
+    fallbacks = list(state.get("fallbacks", []))
+    dropped = list(state.get("dropped_ids", []))
+    if state.get("llm_down") or svc.llm is None:
+        fallbacks.append("fine: skipped, the LLM was unreachable earlier in this run")
+        return {
+            "fallbacks": fallbacks,
+            "stages": record(state, "fine", started, len(short), True, "LLM unreachable"),
+        }
+    ctx = user_context(svc, state)
+    recent = ctx.history[-svc.settings.history_items :] if svc.settings.history_items else []
+    history = [_describe(svc, h["item_id"]) | {"rating": h.get("rating")} for h in recent]
+    history += [_describe(svc, i) | {"rating": None} for i in state["intent"].liked_items]
+    cands = [_describe(svc, c["item_id"]) | {"coarse_score": c["coarse"]} for c in short]
+    result = fine_rank(
+        svc.llm,
+        profile_summary(svc, state, ctx),
+        history,
+        cands,
+        mode=plan.fine_mode,
+        weight=svc.settings.fine_weight,
+        prompt_token_budget=svc.settings.fine_prompt_tokens,
+    )
+    by_id = {c["item_id"]: c for c in short}
+    ranked: list[Candidate] = []
+    for item_id in result.order:
+        cand = dict(by_id[item_id])
+        cand["fine"] = result.llm_scores.get(item_id)
+        cand["final"] = result.scores.get(item_id, cand["coarse"])
+        ranked.append(cand)  # type: ignore[arg-type]
+    dropped += result.dropped_ids
+    note = f"{plan.fine_mode}, weight {svc.settings.fine_weight}"
+    if result.fell_back:
+        fallbacks.append(f"fine: {result.fallback_reason}; kept the coarse order")
+        note += f"; fell back: {result.fallback_reason}"
+    if result.dropped_ids:
+        note += f"; dropped invalid ids: {', '.join(result.dropped_ids)}"
+    return {
+        "candidates": ranked,
+        "fallbacks": fallbacks,
+        "dropped_ids": dropped,
+        "llm_down": state.get("llm_down", False) or result.fell_back,
+        "stages": record(state, "fine", started, len(ranked), result.fell_back, note),
+    }

@@ -1,0 +1,140 @@
+"""Plan: which recall channels run, with what budgets, on the warm or the cold path.
+
+The path is a fact, not a choice: a user the collaborative model was trained on is
+*warm*; anyone else (unknown id, or no id) is *cold* and is served from the
+conversation — the text query, the items they named, and a popularity prior inside
+the requested categories. Within the path, the LLM picks the channels and the
+per-channel budget under a JSON schema (channels are an ``enum``); its choice is
+validated against what the request can feed (no i2i without liked items, …). The
+deterministic plan (:func:`rules_plan`) is used when the planner is set to rules,
+when the LLM is off or down, or when its answer is invalid.
+"""
+
+from __future__ import annotations
+
+import time
+
+from langgraph.runtime import Runtime
+
+from recpilot.agent.llm import LLMError
+from recpilot.agent.nodes.common import record, services_of
+from recpilot.agent.services import Services
+from recpilot.agent.state import Plan, State
+from recpilot.prompts import load_prompt
+from recpilot.tools.recall import CHANNELS
+
+PLAN_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "channels": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(CHANNELS)},
+            "minItems": 1,
+            "maxItems": 4,
+        },
+        "per_channel": {"type": "integer", "minimum": 20, "maximum": 300},
+        "reason": {"type": "string", "maxLength": 200},
+    },
+    "required": ["channels", "per_channel", "reason"],
+}
+
+
+def usable_channels(has_history: bool, has_query: bool, has_liked: bool) -> list[str]:
+    """Channels that have an input for this request, in a fixed order."""
+    usable = []
+    if has_query:
+        usable.append("semantic")
+    if has_liked:
+        usable.append("i2i")
+    if has_history or has_liked:
+        usable.append("collaborative")
+    usable.append("popularity")
+    return usable
+
+
+def rules_plan(
+    warm: bool, usable: list[str], per_channel: int, keep: int, fine_mode: str, why: str
+) -> Plan:
+    """The deterministic plan: every usable channel, the configured budgets."""
+    path = "warm" if warm else "cold"
+    reason = (
+        f"{path} user ({why}); channels with an input: {', '.join(usable)}"
+        if warm
+        else f"cold user ({why}): serve from the conversation and a popularity prior"
+    )
+    return Plan(
+        path=path,
+        channels=usable,
+        per_channel=per_channel,
+        coarse_keep=keep,
+        fine_mode=fine_mode,
+        reason=reason,
+        source="rules",
+    )
+
+
+def plan(state: State, runtime: Runtime[Services]) -> dict:
+    """Graph node: write ``plan`` (see the module docstring)."""
+    started = time.perf_counter()
+    svc = services_of(runtime)
+    settings = svc.settings
+    user_id = state.get("user_id")
+    intent = state["intent"]
+    warm = svc.collaborative.knows(user_id)
+    why = (
+        f"user {user_id} is in the training data"
+        if warm
+        else ("no user id" if not user_id else f"user {user_id} has no history")
+    )
+    usable = usable_channels(warm, bool(intent.query), bool(intent.liked_items) or warm)
+    keep = max(settings.coarse_keep, state.get("k", 10))
+    fine_mode = state.get("fine_mode") or settings.fine_mode
+    if svc.llm is None:
+        fine_mode = "off"
+    result = rules_plan(warm, usable, settings.recall_per_channel, keep, fine_mode, why)
+    fallbacks = list(state.get("fallbacks", []))
+    llm_down = state.get("llm_down", False)
+    fell_back = False
+    note = ""
+    if settings.planner == "llm" and svc.llm is not None and not llm_down:
+        facts = "\n".join(
+            [
+                f"- path: {result.path} ({why})",
+                f"- request text: {intent.query!r}" if intent.query else "- no request text",
+                f"- items the user named as liked: {len(intent.liked_items)}",
+                f"- user has rating history: {'yes' if warm else 'no'}",
+                f"- channels that have an input: {', '.join(usable)}",
+            ]
+        )
+        try:
+            out = svc.llm.json(
+                [{"role": "user", "content": load_prompt("plan").format(facts=facts)}],
+                PLAN_SCHEMA,
+                purpose="plan",
+                max_tokens=120,
+            )
+            chosen = [c for c in dict.fromkeys(out["channels"]) if c in usable]
+            ignored = [c for c in out["channels"] if c not in usable]
+            if "popularity" not in chosen:
+                chosen.append("popularity")  # backstop: a result is always produced
+            result = result.model_copy(
+                update={
+                    "channels": chosen,
+                    "per_channel": int(out["per_channel"]),
+                    "reason": out["reason"].strip() or result.reason,
+                    "source": "llm",
+                }
+            )
+            if ignored:
+                note = f"ignored channels without input: {', '.join(ignored)}; "
+        except LLMError as err:
+            fell_back = True
+            llm_down = err.unreachable
+            fallbacks.append(f"plan: LLM failed ({err}); used the rules plan")
+    note += f"{result.path} path via {result.source}: {', '.join(result.channels)}"
+    return {
+        "plan": result,
+        "fallbacks": fallbacks,
+        "llm_down": llm_down,
+        "stages": record(state, "plan", started, len(result.channels), fell_back, note),
+    }

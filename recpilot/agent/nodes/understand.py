@@ -1,0 +1,138 @@
+"""Understand: the user's message → structured intent (LLM, schema-checked) + rule constraints.
+
+The LLM answers under a JSON schema whose category fields are an ``enum`` of the
+catalogue's categories, so it cannot invent one; named titles are resolved against
+the catalogue by fuzzy title match. Hard constraints found by the rules
+(``intent_rules``) override the LLM's. Any LLM failure leaves the rules' reading and
+is recorded as a fallback.
+"""
+
+from __future__ import annotations
+
+import time
+
+from langchain_core.messages import HumanMessage
+from langgraph.runtime import Runtime
+
+from recpilot.agent.intent_rules import parse_constraints
+from recpilot.agent.llm import LLMError
+from recpilot.agent.nodes.common import record, services_of
+from recpilot.agent.services import Services
+from recpilot.agent.state import Intent, State
+from recpilot.prompts import load_prompt
+from recpilot.tools.catalogue import Catalogue, Constraints
+
+
+def intent_schema(categories: list[str]) -> dict:
+    """JSON schema of the LLM's answer; category lists are enums of ``categories``."""
+    cats = {"type": "array", "items": {"type": "string", "enum": categories}, "maxItems": 5}
+    return {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "maxLength": 200},
+            "include_categories": cats,
+            "exclude_categories": cats,
+            "year_min": {"type": "integer", "minimum": 0, "maximum": 2100},
+            "year_max": {"type": "integer", "minimum": 0, "maximum": 2100},
+            "liked_titles": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+        },
+        "required": [
+            "query", "include_categories", "exclude_categories", "year_min", "year_max",
+            "liked_titles",
+        ],
+    }  # fmt: skip
+
+
+def resolve_titles(titles: list[str], catalogue: Catalogue, min_score: float = 85) -> list[str]:
+    """Catalogue ids for titles, best fuzzy match each; unmatched titles are skipped."""
+    ids: list[str] = []
+    for title in titles:
+        hits = catalogue.search_title(title, limit=1, min_score=min_score)
+        if hits and hits[0][0].item_id not in ids:
+            ids.append(hits[0][0].item_id)
+    return ids
+
+
+def combine(rules: Constraints, llm: dict) -> Constraints:
+    """LLM constraints with the rules' on top; nothing both included and excluded."""
+    exclude = list(dict.fromkeys(rules.exclude_categories + llm["exclude_categories"]))
+    include = [
+        c
+        for c in dict.fromkeys(rules.include_categories + llm["include_categories"])
+        if c not in exclude
+    ]
+    year_min, year_max = rules.year_min, rules.year_max
+    if year_min is None and year_max is None:
+        year_min = llm["year_min"] or None
+        year_max = llm["year_max"] or None
+        if year_min and year_max and year_min > year_max:
+            year_min = year_max = None
+    return Constraints(
+        include_categories=include,
+        exclude_categories=exclude,
+        year_min=year_min,
+        year_max=year_max,
+    )
+
+
+def _context(state: State) -> str:
+    earlier = [m.content for m in state.get("messages", []) if isinstance(m, HumanMessage)]
+    if not earlier:
+        return ""
+    return "Earlier in this chat the user said: " + " | ".join(str(t) for t in earlier[-3:])
+
+
+def understand(state: State, runtime: Runtime[Services]) -> dict:
+    """Graph node: read ``message``, write ``intent`` and the thread's constraints."""
+    started = time.perf_counter()
+    svc = services_of(runtime)
+    message = (state.get("message") or "").strip()
+    rules = parse_constraints(message, svc.catalogue) if message else Constraints()
+    intent = Intent(query=message, constraints=rules, source="rules" if message else "none")
+    fallbacks = list(state.get("fallbacks", []))
+    llm_down = state.get("llm_down", False)
+    fell_back = False
+    if message and svc.llm is not None and not llm_down:
+        categories = svc.catalogue.category_vocabulary()
+        prompt = load_prompt("understand").format(
+            categories=", ".join(categories), context=_context(state)
+        )
+        try:
+            out = svc.llm.json(
+                [{"role": "system", "content": prompt}, {"role": "user", "content": message}],
+                intent_schema(categories),
+                purpose="understand",
+                max_tokens=160,
+            )
+            intent = Intent(
+                query=out["query"].strip() or message,
+                constraints=combine(rules, out),
+                liked_items=resolve_titles(out["liked_titles"], svc.catalogue),
+                source="llm",
+            )
+        except LLMError as err:
+            fell_back = True
+            llm_down = err.unreachable
+            fallbacks.append(f"understand: LLM failed ({err}); used rules only")
+    if intent.constraints.include_categories or intent.constraints.exclude_categories:
+        mask = svc.catalogue.allowed_mask(intent.constraints)
+        if not mask.any() and intent.source == "llm":
+            intent.constraints = rules
+            intent.note = "LLM constraints matched no item; kept the rules' constraints"
+    previous = state.get("thread_constraints") or Constraints()
+    requested = state.get("request_constraints") or Constraints()
+    constraints = previous.merged(requested).merged(intent.constraints)
+    constraints.include_categories = [
+        c for c in constraints.include_categories if c not in constraints.exclude_categories
+    ]
+    note = f"source={intent.source}; constraints={constraints.model_dump(exclude_defaults=True)}"
+    update: dict = {
+        "intent": intent,
+        "thread_constraints": constraints,
+        "fallbacks": fallbacks,
+        "llm_down": llm_down,
+        "stages": record(state, "understand", started, 0, fell_back, note),
+    }
+    if message:
+        update["messages"] = [HumanMessage(message)]
+    return update

@@ -1,0 +1,161 @@
+"""Run the controller: start what it needs, run turns, report what happened.
+
+:class:`Recommender` is the one entry point the CLI (and later the HTTP service) uses:
+it resolves the LLM (a configured endpoint, or the embedded server started for the
+lifetime of the ``with`` block), loads the services, opens the conversation
+checkpointer and runs graph turns, returning a :class:`TurnResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Literal
+
+from pydantic import BaseModel
+
+from recpilot.agent.graph import build_graph, turn_input
+from recpilot.agent.llm import LLMClient
+from recpilot.agent.llm_server import resolve_llm
+from recpilot.agent.services import Services, load_services
+from recpilot.agent.settings import Settings
+from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
+from recpilot.memory.checkpoints import open_checkpointer
+from recpilot.tools.catalogue import Constraints
+
+
+class LLMUsage(BaseModel):
+    """LLM calls of one turn: count, tokens (as reported by the backend), time (ms)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    failed: int = 0
+
+
+class TurnResult(BaseModel):
+    """Everything one run of the graph produced, for printing or returning as JSON."""
+
+    user_id: str | None
+    thread_id: str | None
+    message: str | None
+    items: list[RecommendedItem]
+    reply: str
+    intent: Intent
+    plan: Plan
+    constraints: Constraints
+    stages: list[StageRecord]
+    stages_ran: list[str]
+    fine_fell_back: bool
+    fallbacks: list[str]
+    dropped_ids: list[str]
+    llm: LLMUsage
+    total_ms: float
+
+
+class Recommender(contextlib.AbstractContextManager["Recommender"]):
+    """The controller with everything it needs started; use as a context manager.
+
+    Args:
+        settings: configuration (data directory, dataset, LLM endpoint, …).
+        use_llm: False runs without any LLM (rules plan, coarse order, no server).
+
+    Raises:
+        FileNotFoundError: dataset, index or model missing (message names the fix).
+        recpilot.agent.llm_server.LLMSetupError: the embedded LLM cannot start.
+    """
+
+    def __init__(self, settings: Settings, use_llm: bool = True) -> None:
+        self.settings = settings
+        self.use_llm = use_llm
+        self._stack = contextlib.ExitStack()
+        self.services: Services | None = None
+
+    def __enter__(self) -> Recommender:
+        try:
+            llm = None
+            if self.use_llm:
+                base_url = self._stack.enter_context(resolve_llm(self.settings))
+                llm = LLMClient.from_settings(self.settings, base_url)
+            self.services = load_services(self.settings, llm)
+            self.checkpointer = open_checkpointer(self.settings.home)
+            self._stack.callback(self.checkpointer.conn.close)
+            self.chat_graph = build_graph(self.checkpointer)
+            self.once_graph = build_graph()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def run(
+        self,
+        user_id: str | None,
+        message: str | None = None,
+        k: int = 10,
+        constraints: Constraints | None = None,
+        fine_mode: Literal["pointwise", "listwise", "off"] | None = None,
+        thread_id: str | None = None,
+    ) -> TurnResult:
+        """Run one turn.
+
+        Args:
+            user_id: catalogue user id, or None for an anonymous (cold) user.
+            message: the user's text, or None for a plain recommendation request.
+            k: number of items to return (1–100).
+            constraints: hard constraints given by the caller (merged with the message's).
+            fine_mode: override of ``settings.fine_mode`` for this turn.
+            thread_id: chat thread; turns of a thread share messages, constraints and
+                already-shown items (persisted by the checkpointer). None: a one-off
+                request, nothing persisted.
+
+        Returns:
+            The :class:`TurnResult`.
+
+        Raises:
+            ValueError: ``k`` out of range.
+        """
+        if not 1 <= k <= 100:
+            raise ValueError(f"k must be between 1 and 100, got {k}")
+        assert self.services is not None, "use Recommender as a context manager"
+        llm = self.services.llm
+        first_call = len(llm.calls) if llm else 0
+        graph, config = self.once_graph, {}
+        if thread_id:
+            graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
+        started = time.perf_counter()
+        state = graph.invoke(
+            turn_input(user_id, message, k, constraints, fine_mode),
+            config=config,
+            context=self.services,
+        )
+        total_ms = (time.perf_counter() - started) * 1000
+        calls = llm.calls[first_call:] if llm else []
+        usage = LLMUsage(
+            calls=len(calls),
+            prompt_tokens=sum(c.prompt_tokens for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            latency_ms=round(sum(c.latency_ms for c in calls), 1),
+            failed=sum(1 for c in calls if c.error),
+        )
+        stages = state["stages"]
+        return TurnResult(
+            user_id=user_id,
+            thread_id=thread_id,
+            message=message,
+            items=state["items"],
+            reply=state["reply"],
+            intent=state["intent"],
+            plan=state["plan"],
+            constraints=state["thread_constraints"],
+            stages=stages,
+            stages_ran=[s["stage"] for s in stages],
+            fine_fell_back=any(s["stage"] == "fine" and s["fell_back"] for s in stages),
+            fallbacks=state["fallbacks"],
+            dropped_ids=state["dropped_ids"],
+            llm=usage,
+            total_ms=round(total_ms, 1),
+        )

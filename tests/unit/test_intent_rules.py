@@ -1,0 +1,39 @@
+import pytest
+
+from recpilot.agent.intent_rules import parse_constraints
+from recpilot.tools.catalogue import Catalogue
+
+
+@pytest.fixture(scope="module")
+def catalogue(tiny_settings):
+    return Catalogue.load(tiny_settings.dataset_dir)
+
+
+@pytest.mark.parametrize(
+    ("message", "exclude", "years"),
+    [
+        ("no horror, only from the 1990s", ["Horror"], (1990, 1999)),
+        ("something lighter, from the 90s, no horror", ["Horror"], (1990, 1999)),
+        ("Nothing scary please, nineties stuff", ["Horror"], (1990, 1999)),
+        ("without horror or thrillers", ["Horror", "Thriller"], (None, None)),
+        ("a film from the '80s", [], (1980, 1989)),
+        ("between 1993 and 1990", [], (1990, 1993)),
+        ("anything before 1980", [], (None, 1979)),
+        ("after 2000 please", [], (2001, None)),
+    ],
+)
+def test_constraints_from_message(catalogue, message, exclude, years):
+    c = parse_constraints(message, catalogue)
+    assert c.exclude_categories == exclude
+    assert (c.year_min, c.year_max) == years
+
+
+def test_wanted_categories_are_not_the_excluded_ones(catalogue):
+    c = parse_constraints("a comedy for my kids, no horror", catalogue)
+    assert set(c.include_categories) == {"Comedy", "Children's"}
+    assert c.exclude_categories == ["Horror"]
+
+
+def test_plain_request_has_no_constraints(catalogue):
+    assert parse_constraints("more like that", catalogue).is_empty()
+    assert parse_constraints("I loved Toy Story", catalogue).is_empty()

@@ -8,7 +8,6 @@ Known errors print one clear line and exit with status 1 (bad input: 2); no trac
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -279,7 +278,7 @@ def llm_fetch(ctx: typer.Context) -> None:
 @llm_app.command("serve")
 def llm_serve(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: free).")] = None,
 ) -> None:
     """Run the embedded OpenAI-compatible LLM server until Ctrl-C."""
     settings = settings_from(ctx, embedded_port=port)

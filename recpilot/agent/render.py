@@ -8,16 +8,17 @@ from rich.table import Table
 from recpilot.agent.runner import TurnResult
 
 
+def fmt_ms(ms: float) -> str:
+    """``850 ms`` or ``1.9 s``."""
+    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
 def stages_line(result: TurnResult) -> str:
-    """``understand 0 ms → plan 1.9 s (llm) → …``, with fallbacks marked."""
-
-    def fmt(ms: float) -> str:
-        return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
-
+    """``understand 0 ms → plan 1.9 s → …``, with fallbacks marked."""
     parts = []
     for s in result.stages:
         mark = " [fell back]" if s.get("fell_back") else ""
-        parts.append(f"{s['stage']} {fmt(s['ms'])}{mark}")
+        parts.append(f"{s['stage']} {fmt_ms(s['ms'])}{mark}")
     return " → ".join(parts)
 
 
@@ -53,7 +54,7 @@ def print_result(console: Console, result: TurnResult) -> None:
         console.print(
             f"[bold]Constraints[/]: {result.constraints.model_dump_json(exclude_defaults=True)}"
         )
-    console.print(f"[bold]Stages[/]: {stages_line(result)}  (total {result.total_ms / 1000:.1f} s)")
+    console.print(f"[bold]Stages[/]: {stages_line(result)}  (total {fmt_ms(result.total_ms)})")
     llm = result.llm
     if llm.calls:
         console.print(
@@ -63,4 +64,5 @@ def print_result(console: Console, result: TurnResult) -> None:
     for fb in result.fallbacks:
         console.print(f"[yellow]fallback[/]: {fb}")
     if result.dropped_ids:
-        console.print(f"[yellow]dropped invalid ids from the LLM[/]: {', '.join(result.dropped_ids)}")
+        dropped = ", ".join(result.dropped_ids)
+        console.print(f"[yellow]dropped invalid ids from the LLM[/]: {dropped}")

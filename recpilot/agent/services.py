@@ -79,5 +79,7 @@ def default_services() -> Services:
     is used only if a base URL is configured, since nothing here starts a server.
     """
     settings = Settings()
-    llm = LLMClient.from_settings(settings, settings.llm_base_url) if settings.llm_base_url else None
+    llm = None
+    if settings.llm_base_url:
+        llm = LLMClient.from_settings(settings, settings.llm_base_url)
     return load_services(settings, llm)

@@ -101,7 +101,8 @@ def ingest(
             the suffix); other columns are kept as string attributes.
         interactions_path: same formats, with ``user_id``, ``item_id``; optional ``rating``
             (float, default 1.0 = implicit) and ``timestamp`` (int unix seconds, default
-            the row order 0, 1, ...).
+            the row order 0, 1, ...); other columns are dropped. Every item_id must be
+            in the items file.
         dest_dir: dataset folder to create or replace (only if it is empty or a dataset).
         name: dataset name stored in the meta.
         columns: canonical name → the files' column name, e.g. ``{"item_id": "movieId"}``;

@@ -142,7 +142,8 @@ class Recall:
             return []
         per_seed = max(1, req.per_channel // len(seeds))
         best: dict[str, tuple[float, str]] = {}
-        for seed, hits in zip(seeds, self._vector_hits(self.index.vectors(seeds), per_seed, mask)):
+        neighbours = self._vector_hits(self.index.vectors(seeds), per_seed, mask)
+        for seed, hits in zip(seeds, neighbours, strict=True):
             for item_id, sim in hits:
                 if item_id not in best or sim > best[item_id][0]:
                     best[item_id] = (sim, seed)

@@ -34,13 +34,15 @@ def reason_for(cand: Candidate, catalogue: Catalogue, query: str) -> str:
     if "collaborative" in sources:
         facts.append("rated highly by people with tastes like yours")
     if not facts and "popularity" in sources:
-        facts.append(f"popular: {int(catalogue.popularity[catalogue.index_of[item.item_id]])} ratings")
+        count = int(catalogue.popularity[catalogue.index_of[item.item_id]])
+        facts.append(f"popular: {count} ratings")
     if cand.get("fine") is not None:
         facts.append(f"LLM fit {cand['fine']:.2f}")
     meta = ", ".join(item.categories[:3])
     if item.year:
         meta = f"{meta}, {item.year}" if meta else str(item.year)
-    return f"{'; '.join(facts).capitalize()} ({meta})."
+    line = "; ".join(facts)
+    return f"{line[:1].upper()}{line[1:]} ({meta})."
 
 
 def respond(state: State, runtime: Runtime[Services]) -> dict:

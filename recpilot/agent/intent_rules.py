@@ -65,6 +65,27 @@ def _categories_in(text: str, catalogue: Catalogue) -> list[str]:
     return found
 
 
+_YEAR_PHRASES = [
+    re.compile(r"\b(?:from|in|of)?\s*the\s+(?:(?:19|20)?\d0'?s|'\d0s|" + "|".join(_DECADE_WORDS) + r")\b"),
+    re.compile(r"\b(?:(?:19|20)?\d0'?s|'\d0s|" + "|".join(_DECADE_WORDS) + r")\b"),
+    _BETWEEN_RE, _BEFORE_RE, _AFTER_RE, _SINCE_RE,
+]  # fmt: skip
+
+
+def strip_constraints(message: str) -> str:
+    """``message`` without the phrases that state hard constraints, for semantic search.
+
+    "something lighter, from the 90s, no horror" → "something lighter". The result is
+    lower-cased; punctuation left dangling is tidied.
+    """
+    text = _NEG_RE.sub(" ", message.lower())
+    for pattern in _YEAR_PHRASES:
+        text = pattern.sub(" ", text)
+    text = re.sub(r"\b(?:only|please|just)\b", " ", text)
+    text = re.sub(r"\s*([,;.])(?:\s*[,;.])*", r"\1", text)
+    return re.sub(r"\s+", " ", text).strip(" ,;.-")
+
+
 def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
     """Hard constraints stated in ``message``; empty constraints if none.
 

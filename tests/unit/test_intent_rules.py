@@ -37,3 +37,18 @@ def test_wanted_categories_are_not_the_excluded_ones(catalogue):
 def test_plain_request_has_no_constraints(catalogue):
     assert parse_constraints("more like that", catalogue).is_empty()
     assert parse_constraints("I loved Toy Story", catalogue).is_empty()
+
+
+@pytest.mark.parametrize(
+    ("message", "query"),
+    [
+        ("something lighter, from the 90s, no horror", "something lighter"),
+        ("no horror, only from the 1990s", ""),
+        ("more like that", "more like that"),
+        ("a heist movie made after 2000", "a heist movie made"),
+    ],
+)
+def test_strip_constraints_leaves_the_query(message, query):
+    from recpilot.agent.intent_rules import strip_constraints
+
+    assert strip_constraints(message) == query

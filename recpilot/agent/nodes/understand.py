@@ -14,7 +14,7 @@ import time
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
-from recpilot.agent.intent_rules import parse_constraints
+from recpilot.agent.intent_rules import parse_constraints, strip_constraints
 from recpilot.agent.llm import LLMError
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
@@ -88,7 +88,8 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
     svc = services_of(runtime)
     message = (state.get("message") or "").strip()
     rules = parse_constraints(message, svc.catalogue) if message else Constraints()
-    intent = Intent(query=message, constraints=rules, source="rules" if message else "none")
+    query = strip_constraints(message)
+    intent = Intent(query=query, constraints=rules, source="rules" if message else "none")
     fallbacks = list(state.get("fallbacks", []))
     llm_down = state.get("llm_down", False)
     fell_back = False
@@ -105,7 +106,7 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
                 max_tokens=160,
             )
             intent = Intent(
-                query=out["query"].strip() or message,
+                query=strip_constraints(out["query"]) or query,
                 constraints=combine(rules, out),
                 liked_items=resolve_titles(out["liked_titles"], svc.catalogue),
                 source="llm",

@@ -65,14 +65,20 @@ def turn_input(
     k: int = 10,
     constraints: Constraints | None = None,
     fine_mode: str | None = None,
+    channels: list[str] | None = None,
 ) -> dict:
-    """The input of one run: the request plus a reset of every per-turn field."""
+    """The input of one run: the request plus a reset of every per-turn field.
+
+    ``channels`` fixes the recall channels (used by evaluation to run one channel
+    alone); None lets the plan step decide.
+    """
     return {
         "user_id": user_id,
         "message": message,
         "k": k,
         "request_constraints": constraints or Constraints(),
         "fine_mode": fine_mode,
+        "channels": channels,
         "candidates": [],
         "items": [],
         "stages": [],

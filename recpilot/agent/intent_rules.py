@@ -65,9 +65,10 @@ def _categories_in(text: str, catalogue: Catalogue) -> list[str]:
     return found
 
 
+_DECADE_ALT = r"(?:(?:19|20)?\d0'?s|'\d0s|" + "|".join(_DECADE_WORDS) + ")"
 _YEAR_PHRASES = [
-    re.compile(r"\b(?:from|in|of)?\s*the\s+(?:(?:19|20)?\d0'?s|'\d0s|" + "|".join(_DECADE_WORDS) + r")\b"),
-    re.compile(r"\b(?:(?:19|20)?\d0'?s|'\d0s|" + "|".join(_DECADE_WORDS) + r")\b"),
+    re.compile(rf"\b(?:from|in|of)?\s*the\s+{_DECADE_ALT}\b"),
+    re.compile(rf"\b{_DECADE_ALT}\b"),
     _BETWEEN_RE, _BEFORE_RE, _AFTER_RE, _SINCE_RE,
 ]  # fmt: skip
 

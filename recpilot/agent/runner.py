@@ -99,6 +99,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         constraints: Constraints | None = None,
         fine_mode: Literal["pointwise", "listwise", "off"] | None = None,
         thread_id: str | None = None,
+        channels: list[str] | None = None,
     ) -> TurnResult:
         """Run one turn.
 
@@ -111,6 +112,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             thread_id: chat thread; turns of a thread share messages, constraints and
                 already-shown items (persisted by the checkpointer). None: a one-off
                 request, nothing persisted.
+            channels: fix the recall channels (None: the plan decides).
 
         Returns:
             The :class:`TurnResult`.
@@ -128,7 +130,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
         started = time.perf_counter()
         state = graph.invoke(
-            turn_input(user_id, message, k, constraints, fine_mode),
+            turn_input(user_id, message, k, constraints, fine_mode, channels),
             config=config,
             context=self.services,
         )

@@ -40,7 +40,7 @@ class Plan(BaseModel):
     coarse_keep: int = Field(ge=1)
     fine_mode: Literal["pointwise", "listwise", "off"]
     reason: str = ""
-    source: Literal["llm", "rules"] = "rules"
+    source: Literal["llm", "rules", "request"] = "rules"
 
 
 class Candidate(TypedDict, total=False):
@@ -86,6 +86,7 @@ class State(TypedDict, total=False):
     k: int
     request_constraints: Constraints
     fine_mode: Literal["pointwise", "listwise", "off"] | None
+    channels: list[str] | None  # fixed recall channels (evaluation); None = the plan decides
     # carried across turns of a thread
     messages: Annotated[list[AnyMessage], add_messages]
     thread_constraints: Constraints

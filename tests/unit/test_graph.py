@@ -116,3 +116,11 @@ def test_plan_fine_mode_routes(tiny_settings, mode):
     llm = client(json.dumps(PLAN))
     state, _ = run(tiny_settings, llm, user_id="u1", fine_mode=mode, k=2)
     assert ("fine" in stages(state)) == (mode != "off")
+
+
+def test_fixed_channels_bypass_the_planner(tiny_settings):
+    llm = client()  # no answers: any LLM call would fail and be recorded
+    state, _ = run(tiny_settings, llm, user_id="u1", fine_mode="off", channels=["popularity"], k=3)
+    assert state["plan"].channels == ["popularity"] and state["plan"].source == "request"
+    assert not llm.calls
+    assert all(c["sources"].keys() == {"popularity"} for c in state["candidates"])

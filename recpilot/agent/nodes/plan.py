@@ -96,7 +96,15 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     llm_down = state.get("llm_down", False)
     fell_back = False
     note = ""
-    if settings.planner == "llm" and svc.llm is not None and not llm_down:
+    fixed = state.get("channels")
+    if fixed:
+        unknown = [c for c in fixed if c not in CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown recall channel(s) {unknown}; known: {', '.join(CHANNELS)}")
+        result = result.model_copy(
+            update={"channels": list(fixed), "source": "request", "reason": "channels fixed"}
+        )
+    elif settings.planner == "llm" and svc.llm is not None and not llm_down:
         facts = "\n".join(
             [
                 f"- path: {result.path} ({why})",

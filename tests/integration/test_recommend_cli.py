@@ -52,7 +52,8 @@ def items(ml100k_dir) -> dict[str, dict]:
     for line in (ml100k_dir / "u.item").read_text(encoding="latin-1").splitlines():
         f = line.split("|")
         year = int(f[2][-4:]) if f[2] else None
-        out[f[0]] = {"year": year, "genres": {g for g, b in zip(genres, f[5:], strict=True) if b == "1"}}
+        flags = zip(genres, f[5:], strict=True)
+        out[f[0]] = {"year": year, "genres": {g for g, b in flags if b == "1"}}
     return out
 
 
@@ -77,9 +78,7 @@ def test_recommend_user_196_with_the_embedded_llm(home, embedded_llm, rated_by_1
 
 
 def test_llm_unreachable_still_returns_ten_and_says_fine_fell_back(home, rated_by_196, items):
-    out = recpilot(
-        home, "recommend", "--user", "196", "--json", llm_url="http://127.0.0.1:9/v1"
-    )
+    out = recpilot(home, "recommend", "--user", "196", "--json", llm_url="http://127.0.0.1:9/v1")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     check_ten_valid(result, rated_by_196, items)

@@ -127,14 +127,14 @@ def data_ingest(
 
 
 # -- index / train ----------------------------------------------------------------------
-def build_index(settings: Settings) -> int:
+def build_index(settings: Settings, out: Console = console) -> int:
     """Embed every item text into Chroma, with a progress bar; returns the item count."""
     catalogue = Catalogue.load(settings.dataset_dir)
     texts = [catalogue.item_text(p) for p in range(catalogue.ids.size)]
     index = ItemIndex.open(settings)
     encoder = make_encoder(settings)
     columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn()]
-    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+    with Progress(*columns, TimeElapsedColumn(), console=out) as bar:
         task = bar.add_task("embedding items", total=len(texts))
         return index.build(
             [str(i) for i in catalogue.ids],
@@ -144,10 +144,10 @@ def build_index(settings: Settings) -> int:
         )
 
 
-def train_model(settings: Settings) -> CollaborativeModel:
+def train_model(settings: Settings, out: Console = console) -> CollaborativeModel:
     """Fit ALS on the active dataset and save it under ``models_dir``."""
     catalogue = Catalogue.load(settings.dataset_dir)
-    with console.status("training ALS"):
+    with out.status("training ALS"):
         model = CollaborativeModel.train(
             catalogue.interactions,
             catalogue.index_of,
@@ -306,17 +306,18 @@ def quickstart(
     from recpilot.agent.runner import Recommender
 
     settings = settings_from(ctx, dataset="movielens-100k")
+    out = err_console if as_json else console  # keep stdout pure JSON with --json
     with clean_errors():
         if not (settings.dataset_dir / "meta.json").exists():
-            console.rule("1/4 data")
-            fetch_movielens_100k(settings.dataset_dir, from_path, progress=console.print)
+            out.rule("1/4 data")
+            fetch_movielens_100k(settings.dataset_dir, from_path, progress=out.print)
         if not ItemIndex.open(settings).is_built():
-            console.rule("2/4 index")
-            build_index(settings)
+            out.rule("2/4 index")
+            build_index(settings, out)
         if not (settings.models_dir / "als.npz").exists():
-            console.rule("3/4 train")
-            train_model(settings)
-        console.rule("4/4 recommend (starting the embedded LLM if needed)")
+            out.rule("3/4 train")
+            train_model(settings, out)
+        out.rule("4/4 recommend (starting the embedded LLM if needed)")
         with Recommender(settings) as rec:
             result = rec.run(user, None, k, None, fine_mode)  # type: ignore[arg-type]
     if as_json:

@@ -108,3 +108,18 @@ def test_bad_input_is_one_clear_line(home):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     out = recpilot(home, "--dataset", "nope", "recommend", "--no-llm", llm_url=None)
     assert out.returncode == 1 and "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_quickstart_on_a_fresh_home_starts_and_stops_the_embedded_llm(
+    tmp_path, ml100k_dir, rated_by_196, items
+):
+    """The README's first command, minus the install: nothing started by hand, no key."""
+    home = tmp_path / "fresh"
+    out = recpilot(home, "quickstart", "--from", str(ml100k_dir), "--json", llm_url=None)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)  # progress goes to stderr with --json
+    check_ten_valid(result, rated_by_196, items)
+    assert "fine" in result["stages_ran"] and not result["fine_fell_back"]
+    gguf = str(home / "llm")
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines() if "llama_cpp.server" in line and gguf in line]

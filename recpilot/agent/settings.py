@@ -63,7 +63,10 @@ class Settings(BaseSettings):
         default=None,
         description="OpenAI-compatible /v1 for embeddings. Unset: local MiniLM int8 ONNX.",
     )
-    embedding_model: str = Field(default="all-MiniLM-L6-v2", description="Embedding model.")
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2", description="Embedding model (for embedding_base_url)."
+    )
+    embedding_api_key: str = Field(default="not-needed", description="Key for embedding_base_url.")
     chroma_host: str | None = Field(
         default=None, description="Chroma server host (HttpClient). Unset: PersistentClient."
     )

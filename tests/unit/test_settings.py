@@ -1,0 +1,29 @@
+import re
+from pathlib import Path
+
+from recpilot.agent.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_env_example_lists_every_setting():
+    text = (REPO / ".env.example").read_text()
+    listed = set(re.findall(r"^# RECPILOT_([A-Z0-9_]+)=", text, re.M))
+    assert listed == {name.upper() for name in Settings.model_fields}
+
+
+def test_precedence_flags_over_env_over_dotenv(tmp_path, monkeypatch):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("RECPILOT_DATASET=from-dotenv\nRECPILOT_COARSE_KEEP=33\nRECPILOT_K=1\n")
+    monkeypatch.setenv("RECPILOT_DATASET", "from-env")
+    s = Settings(_env_file=dotenv)
+    assert s.dataset == "from-env" and s.coarse_keep == 33
+    assert Settings(_env_file=dotenv, dataset="from-flag").dataset == "from-flag"
+
+
+def test_home_expands_user_and_derives_folders(monkeypatch):
+    monkeypatch.delenv("RECPILOT_HOME", raising=False)
+    s = Settings(home="~/rp", dataset="d", _env_file=None)
+    assert s.home == Path.home() / "rp"
+    assert s.dataset_dir == s.home / "datasets" / "d"
+    assert s.models_dir == s.home / "models" / "d"

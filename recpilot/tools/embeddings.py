@@ -281,8 +281,8 @@ def make_encoder(settings: Settings) -> Encoder:
     """The encoder selected by ``settings``.
 
     ``settings.embedding_base_url`` set: an :class:`OpenAIEmbedder` for
-    ``settings.embedding_model`` with ``settings.embedding_api_key``. Unset: the local :class:`MiniLMEncoder`, one instance per
-    process (``embedding_model`` is then ignored).
+    ``settings.embedding_model`` with ``settings.embedding_api_key``. Unset: the local
+    :class:`MiniLMEncoder`, one instance per process (``embedding_model`` is then ignored).
 
     Raises:
         FileNotFoundError: local model or tokenizer missing.

@@ -87,8 +87,16 @@ class LLMError(Exception):
 class LLMCall(BaseModel):
     """Record of one logical LLM call (retries included), successful or not.
 
-    Token counts are as reported by the backend (0 when it reports none); latency is
-    wall-clock over all attempts, in milliseconds.
+    Attributes:
+        purpose: caller's label, e.g. ``"plan"``, ``"fine_pointwise"``.
+        messages: the chat messages sent, ``[{"role", "content"}]``.
+        response: the completion text ("" when the call failed).
+        prompt_tokens: prompt tokens as reported by the backend (0 if not reported).
+        completion_tokens: generated tokens as reported by the backend.
+        latency_ms: wall-clock over all attempts, milliseconds.
+        retries: attempts after the first.
+        error: ``"ExceptionType: message"`` or the validation failure; None on success.
+        extra: call-specific values, e.g. ``{"p_yes": 0.73}``.
     """
 
     purpose: str
@@ -311,7 +319,7 @@ class LLMClient:
         max_tokens: int,
         *,
         validate_schema: dict[str, Any] | None = None,
-    ) -> Any:
+    ) -> dict[str, Any]:
         """Schema-constrained JSON completion, parsed and validated.
 
         The schema is sent as ``response_format`` (llama-cpp-python turns it into a
@@ -327,10 +335,11 @@ class LLMClient:
                 repairs some violations itself, e.g. duplicate ids, passes a looser one).
 
         Returns:
-            The decoded JSON value (a dict for object schemas).
+            The decoded JSON object.
 
         Raises:
-            LLMError: unreachable/timeout after retries, invalid JSON, or schema violation.
+            LLMError: unreachable/timeout after retries, invalid JSON, not a JSON object,
+                or a schema violation.
         """
         if self.json_mode == "json_object_schema":
             response_format: dict[str, Any] = {"type": "json_object", "schema": schema}
@@ -345,6 +354,8 @@ class LLMClient:
         )
         try:
             value = parse_json(record.response)
+            if not isinstance(value, dict):
+                raise LLMError(f"expected a JSON object from the LLM ({purpose})")
             jsonschema.validate(value, validate_schema or schema)
         except LLMError as exc:
             record.error = str(exc)

@@ -1,8 +1,11 @@
 """Benchmark of LLM fine ranking: wall time per mode, cold and repeated, with prompt sizes.
 
-Run against the embedded model (starts it, ~3 s)::
+Run against the embedded model (starts it, ~3 s; ``RECPILOT_HOME`` picks the data folder
+holding the assembled GGUF)::
 
     .venv/bin/python -m recpilot.evals.bench_fine --repeats 2
+    .venv/bin/python -m recpilot.evals.bench_fine --mode listwise --top-n 5 --budget 350
+    .venv/bin/python -m recpilot.evals.bench_fine --mode pointwise --max-llm-items 8
 
 It ranks 20 MovieLens-like candidates for a user with 10 history items, in both modes.
 "Cold" means the server's KV cache holds an unrelated prompt (a flush call is sent
@@ -18,7 +21,7 @@ import time
 from typing import Any
 
 from recpilot.agent.llm import LLMClient
-from recpilot.tools.fine_rank import FineModeName, fine_rank
+from recpilot.tools.fine_rank import DEFAULT_TOP_N, FineModeName, fine_rank
 
 DEFAULT_PROFILE = "Likes animated family films and musicals; rates Disney classics highly."
 
@@ -35,6 +38,7 @@ def measure_fine_rank(
     modes: tuple[FineModeName, ...] = ("pointwise", "listwise"),
     weight: float = 0.5,
     prompt_token_budget: int = 1500,
+    **fine_kwargs: Any,
 ) -> dict[str, Any]:
     """Time :func:`~recpilot.tools.fine_rank.fine_rank` per mode: one cold call + repeats.
 
@@ -48,6 +52,7 @@ def measure_fine_rank(
         modes: modes to measure, in this order.
         weight: blend weight passed to ``fine_rank``.
         prompt_token_budget: token budget passed to ``fine_rank``.
+        **fine_kwargs: more ``fine_rank`` keywords (``top_n``, ``max_llm_items``...).
 
     Returns:
         ``{mode: {"cold_s", "warm_s" (list), "warm_median_s", "llm_calls",
@@ -74,7 +79,7 @@ def measure_fine_rank(
             start = time.perf_counter()
             result = fine_rank(
                 client, profile, history, catalogue_like_candidates, mode, weight,
-                prompt_token_budget,
+                prompt_token_budget, **fine_kwargs,
             )  # fmt: skip
             times.append(time.perf_counter() - start)
             if run == 0:
@@ -106,10 +111,12 @@ def demo_inputs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """
     anim, kids, mus, com = "Animation", "Children's", "Musical", "Comedy"
     hist = [
-        ("1", "Toy Story", 1995, [anim, kids, com]), ("71", "Lion King, The", 1994, [anim, kids, mus]),
+        ("1", "Toy Story", 1995, [anim, kids, com]),
+        ("71", "Lion King, The", 1994, [anim, kids, mus]),
         ("95", "Aladdin", 1992, [anim, kids, com, mus]),
         ("99", "Snow White and the Seven Dwarfs", 1937, [anim, kids, mus]),
-        ("404", "Pinocchio", 1940, [anim, kids]), ("418", "Cinderella", 1950, [anim, kids, mus]),
+        ("404", "Pinocchio", 1940, [anim, kids]),
+        ("418", "Cinderella", 1950, [anim, kids, mus]),
         ("420", "Alice in Wonderland", 1951, [anim, kids, mus]),
         ("422", "Aladdin and the King of Thieves", 1996, [anim, kids, com]),
         ("501", "Dumbo", 1941, [anim, kids, mus]),
@@ -153,15 +160,24 @@ def main() -> None:
     from recpilot.agent.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="warm runs after the cold one")
+    parser.add_argument("--mode", choices=["pointwise", "listwise", "both"], default="both")
+    parser.add_argument("--budget", type=int, default=None, help="prompt token budget")
+    parser.add_argument("--top-n", type=int, default=DEFAULT_TOP_N, help="listwise ids")
+    parser.add_argument("--max-llm-items", type=int, default=None)
     args = parser.parse_args()
     settings = Settings()
     candidates, history = demo_inputs()
+    modes: tuple[FineModeName, ...] = (
+        ("pointwise", "listwise") if args.mode == "both" else (args.mode,)
+    )
     with resolve_llm(settings) as base_url:
         client = LLMClient.from_settings(settings, base_url)
         report = measure_fine_rank(
-            client, candidates, history, args.repeats,
-            weight=settings.fine_weight, prompt_token_budget=settings.fine_prompt_tokens,
+            client, candidates, history, args.repeats, modes=modes,
+            weight=settings.fine_weight,
+            prompt_token_budget=args.budget or settings.fine_prompt_tokens,
+            top_n=args.top_n, max_llm_items=args.max_llm_items,
         )  # fmt: skip
     print(json.dumps(report, indent=2))
 

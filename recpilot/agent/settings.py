@@ -84,7 +84,13 @@ class Settings(BaseSettings):
     planner: Literal["llm", "rules"] = Field(
         default="llm", description="Who plans the stages: the LLM (schema-checked) or rules."
     )
-    fine_mode: FineMode = Field(default="pointwise", description="LLM fine-ranking mode.")
+    fine_mode: FineMode = Field(default="listwise", description="LLM fine-ranking mode.")
+    fine_top_n: int = Field(
+        default=5, ge=1, le=100, description="Listwise: ids the LLM returns; the rest keep order."
+    )
+    fine_max_llm_items: int = Field(
+        default=20, ge=1, le=200, description="Candidates shown to the LLM (the coarse head)."
+    )
     fine_weight: float = Field(
         default=0.5, ge=0, le=1, description="Weight of the LLM score in the blend with coarse."
     )

@@ -167,6 +167,8 @@ def fine(state: State, runtime: Runtime[Services]) -> dict:
         mode=plan.fine_mode,
         weight=svc.settings.fine_weight,
         prompt_token_budget=svc.settings.fine_prompt_tokens,
+        top_n=svc.settings.fine_top_n,
+        max_llm_items=svc.settings.fine_max_llm_items,
     )
     by_id = {c["item_id"]: c for c in short}
     ranked: list[Candidate] = []
@@ -186,6 +188,6 @@ def fine(state: State, runtime: Runtime[Services]) -> dict:
         "candidates": ranked,
         "fallbacks": fallbacks,
         "dropped_ids": dropped,
-        "llm_down": state.get("llm_down", False) or result.fell_back,
+        "llm_down": state.get("llm_down", False) or result.llm_unreachable,
         "stages": record(state, "fine", started, len(ranked), result.fell_back, note),
     }

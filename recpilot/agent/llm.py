@@ -131,6 +131,28 @@ def _text(message: AIMessage) -> str:
     return "".join(c if isinstance(c, str) else str(c.get("text", "")) for c in content)
 
 
+def grammar_friendly(schema: Any) -> Any:
+    """A copy of ``schema`` without the bounds llama.cpp's grammar handles badly.
+
+    llama-cpp-python 0.3.36 compiles a JSON schema into a GBNF grammar; a string
+    ``maxLength`` or an array with ``minItems`` != ``maxItems`` expands into deeply
+    nested optional rules, and generation then stalls (measured here: a 4-field plan
+    schema with ``minItems: 1, maxItems: 4`` over an enum did not finish in 120 s;
+    without those bounds it answered in seconds). Those keywords are dropped from what
+    the server sees; the full schema still validates the answer, and ``max_tokens``
+    bounds its length. Exact counts (``minItems == maxItems``) are kept.
+    """
+    if isinstance(schema, list):
+        return [grammar_friendly(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: grammar_friendly(v) for k, v in schema.items() if k not in ("maxLength", "minLength")}
+    if out.get("minItems") != out.get("maxItems"):
+        out.pop("minItems", None)
+        out.pop("maxItems", None)
+    return out
+
+
 def parse_json(text: str) -> Any:
     """Parse a model's JSON answer, tolerating a surrounding Markdown code fence.
 
@@ -342,7 +364,10 @@ class LLMClient:
                 or a schema violation.
         """
         if self.json_mode == "json_object_schema":
-            response_format: dict[str, Any] = {"type": "json_object", "schema": schema}
+            response_format: dict[str, Any] = {
+                "type": "json_object",
+                "schema": grammar_friendly(schema),
+            }
         else:
             name = re.sub(r"[^A-Za-z0-9_-]", "_", purpose)[:64] or "response"
             response_format = {

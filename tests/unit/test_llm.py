@@ -356,3 +356,22 @@ def test_resolve_llm_uses_the_configured_url_without_starting(tmp_path, monkeypa
     settings = Settings(home=tmp_path, llm_base_url="http://example:8000/v1", _env_file=None)
     with resolve_llm(settings) as url:
         assert url == "http://example:8000/v1"
+
+
+def test_grammar_friendly_drops_only_the_slow_bounds():
+    from recpilot.agent.llm import grammar_friendly
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "minItems": 1, "maxItems": 4},
+            "top": {"type": "array", "items": {"enum": ["x"]}, "minItems": 3, "maxItems": 3},
+            "why": {"type": "string", "maxLength": 200},
+        },
+    }
+    out = grammar_friendly(schema)
+    tags = out["properties"]["tags"]
+    assert "minItems" not in tags and "maxItems" not in tags
+    assert out["properties"]["top"]["minItems"] == out["properties"]["top"]["maxItems"] == 3
+    assert "maxLength" not in out["properties"]["why"]
+    assert schema["properties"]["why"]["maxLength"] == 200  # the caller's schema is untouched

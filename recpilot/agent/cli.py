@@ -326,5 +326,80 @@ def quickstart(
         print_result(console, result)
 
 
+# -- eval ---------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option(help="Dataset to evaluate.")] = None,
+    users: Annotated[int, typer.Option(min=0, help="Users for the LLM pipelines.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of every sample.")] = 0,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Skip the LLM pipelines.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    max_users: Annotated[
+        int | None, typer.Option(min=1, help="Cap on users for non-LLM pipelines.")
+    ] = None,
+    fine_mode: Annotated[
+        list[str] | None, typer.Option(help="LLM fine modes to run (default: both).")
+    ] = None,
+    sampled: Annotated[bool, typer.Option(help="Also run the sampled protocols.")] = True,
+    tune: Annotated[bool, typer.Option(help="Tune the coarse models on validation.")] = True,
+    tune_fine_users: Annotated[
+        int, typer.Option(min=0, help="Validation users to tune fine_weight on (0: no).")
+    ] = 0,
+    cold_users: Annotated[int, typer.Option(min=0, help="Users in the cold-start slice.")] = 100,
+    cold_llm_users: Annotated[
+        int, typer.Option(min=0, help="Cold-start users also run through the LLM.")
+    ] = 0,
+    min_user: Annotated[int, typer.Option(min=3, help="k-core: interactions per user.")] = 5,
+    min_item: Annotated[int, typer.Option(min=1, help="k-core: interactions per item.")] = 5,
+) -> None:
+    """Offline evaluation: leave-one-out, full and sampled ranking, every pipeline."""
+    import sys
+
+    from recpilot.evals.harness import EvalConfig, default_out_dir, run_eval
+    from recpilot.evals.harness import Progress as EvalProgress
+    from recpilot.evals.report import write_outputs
+
+    settings = settings_from(ctx, dataset=dataset)
+    with clean_errors():
+        config = EvalConfig(
+            dataset=settings.dataset,
+            seed=seed,
+            users=users,
+            max_users=max_users,
+            llm=not no_llm,
+            fine_modes=fine_mode or ["pointwise", "listwise"],
+            sampled=sampled,
+            tune=tune,
+            tune_fine_users=tune_fine_users,
+            cold_users=cold_users,
+            cold_llm_users=cold_llm_users,
+            min_user=min_user,
+            min_item=min_item,
+            out_dir=out,
+        )
+        out_dir = out or default_out_dir(settings)
+        columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn()]
+        with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+            hooks = EvalProgress(
+                start=lambda label, total: bar.add_task(label, total=total),
+                advance=lambda task: bar.advance(task),
+                done=lambda task: bar.update(
+                    task, completed=next(t.total for t in bar.tasks if t.id == task)
+                ),
+                update=lambda task, done, total: bar.update(task, completed=done, total=total),
+            )
+            results = run_eval(settings, config, hooks, command=["recpilot", *sys.argv[1:]])
+        paths = write_outputs(results, out_dir)
+    from rich.markup import escape
+
+    full = results["results"]["full"]
+    for name, m in full.items():
+        console.print(
+            f"{escape(name):45s} NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  n={m['users']}"
+        )
+    console.print(f"[green]report[/]: {paths['markdown']}")
+
+
 if __name__ == "__main__":
     app()

@@ -128,7 +128,8 @@ class CollaborativeModel:
             raise ModelNotTrainedError(
                 f"no trained model in {directory}; run `recpilot train` first"
             )
-        model = AlternatingLeastSquares.load(str(directory / MODEL_FILE))
+        with threadpool_limits(1, "blas"):  # else implicit warns about BLAS threads
+            model = AlternatingLeastSquares.load(str(directory / MODEL_FILE))
         user_items = sp.load_npz(directory / "user_items.npz").tocsr()
         user_ids = json.loads((directory / USERS_FILE).read_text())
         return cls(model, user_ids, user_items)

@@ -342,6 +342,9 @@ def eval_command(
         list[str] | None, typer.Option(help="LLM fine modes to run (default: both).")
     ] = None,
     sampled: Annotated[bool, typer.Option(help="Also run the sampled protocols.")] = True,
+    llm_sampled_users: Annotated[
+        int, typer.Option(min=0, help="Of the LLM users, how many run the sampled protocols.")
+    ] = 10,
     tune: Annotated[bool, typer.Option(help="Tune the coarse models on validation.")] = True,
     tune_fine_users: Annotated[
         int, typer.Option(min=0, help="Validation users to tune fine_weight on (0: no).")
@@ -370,6 +373,7 @@ def eval_command(
             llm=not no_llm,
             fine_modes=fine_mode or ["pointwise", "listwise"],
             sampled=sampled,
+            llm_sampled_users=llm_sampled_users,
             tune=tune,
             tune_fine_users=tune_fine_users,
             cold_users=cold_users,

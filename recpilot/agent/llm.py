@@ -110,7 +110,19 @@ class LLMCall(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+_TIMEOUTS: tuple[type[BaseException], ...] = (
+    openai.APITimeoutError,
+    ModelTimeoutError,
+    httpx.TimeoutException,
+    TimeoutError,
+)
+
+
 def _is_transient(exc: BaseException) -> bool:
+    # A timed-out request keeps the (single-slot) local server busy: retrying it only
+    # queues behind itself, so timeouts fail at once (LLMError.unreachable=True).
+    if isinstance(exc, _TIMEOUTS):
+        return False
     if isinstance(exc, _TRANSIENT):
         return True
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
@@ -131,22 +143,25 @@ def _text(message: AIMessage) -> str:
     return "".join(c if isinstance(c, str) else str(c.get("text", "")) for c in content)
 
 
+_SLOW_KEYWORDS = ("maxLength", "minLength", "minimum", "maximum")
+
+
 def grammar_friendly(schema: Any) -> Any:
     """A copy of ``schema`` without the bounds llama.cpp's grammar handles badly.
 
-    llama-cpp-python 0.3.36 compiles a JSON schema into a GBNF grammar; a string
-    ``maxLength`` or an array with ``minItems`` != ``maxItems`` expands into deeply
-    nested optional rules, and generation then stalls (measured here: a 4-field plan
-    schema with ``minItems: 1, maxItems: 4`` over an enum did not finish in 120 s;
-    without those bounds it answered in seconds). Those keywords are dropped from what
-    the server sees; the full schema still validates the answer, and ``max_tokens``
-    bounds its length. Exact counts (``minItems == maxItems``) are kept.
+    llama-cpp-python 0.3.36 compiles a JSON schema into a GBNF grammar; bounds such as a
+    string ``maxLength``, integer ``minimum``/``maximum`` and array ``minItems`` !=
+    ``maxItems`` expand into nested optional rules. Seen here (on a loaded machine, so
+    a hint rather than a measurement): the plan schema with those bounds did not answer
+    within 120 s, without them it answered. The bounds are dropped from what the server
+    sees; the full schema still validates the answer, and ``max_tokens`` bounds its
+    length. Exact counts (``minItems == maxItems``) are kept.
     """
     if isinstance(schema, list):
         return [grammar_friendly(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: grammar_friendly(v) for k, v in schema.items() if k not in ("maxLength", "minLength")}
+    out = {k: grammar_friendly(v) for k, v in schema.items() if k not in _SLOW_KEYWORDS}
     if out.get("minItems") != out.get("maxItems"):
         out.pop("minItems", None)
         out.pop("maxItems", None)
@@ -321,7 +336,7 @@ class LLMClient:
             record.error = f"{type(exc).__name__}: {exc}"
             raise LLMError(
                 f"LLM call '{purpose}' failed after {attempts} attempt(s): {record.error}",
-                unreachable=_is_transient(exc),
+                unreachable=_is_transient(exc) or isinstance(exc, _TIMEOUTS),
             ) from exc
         record.retries = attempts - 1
         record.latency_ms = (time.perf_counter() - start) * 1000

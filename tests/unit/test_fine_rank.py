@@ -181,7 +181,7 @@ def test_pointwise_failure_midway_falls_back():
     assert result.fell_back and result.llm_unreachable
     assert "pointwise" in (result.fallback_reason or "")
     assert result.order == coarse_ids()
-    assert client.calls[-1].error and client.calls[-1].retries == 1
+    assert client.calls[-1].error and client.calls[-1].retries == 0  # timeouts: no retry
 
 
 def test_pointwise_missing_logprobs_falls_back():

@@ -366,6 +366,7 @@ def test_grammar_friendly_drops_only_the_slow_bounds():
         "properties": {
             "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "minItems": 1, "maxItems": 4},
             "top": {"type": "array", "items": {"enum": ["x"]}, "minItems": 3, "maxItems": 3},
+            "n": {"type": "integer", "minimum": 20, "maximum": 300},
             "why": {"type": "string", "maxLength": 200},
         },
     }
@@ -374,4 +375,5 @@ def test_grammar_friendly_drops_only_the_slow_bounds():
     assert "minItems" not in tags and "maxItems" not in tags
     assert out["properties"]["top"]["minItems"] == out["properties"]["top"]["maxItems"] == 3
     assert "maxLength" not in out["properties"]["why"]
+    assert out["properties"]["n"] == {"type": "integer"}
     assert schema["properties"]["why"]["maxLength"] == 200  # the caller's schema is untouched

@@ -8,6 +8,8 @@ Known errors print one clear line and exit with status 1 (bad input: 2); no trac
 from __future__ import annotations
 
 import contextlib
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -282,6 +284,7 @@ def llm_serve(
 ) -> None:
     """Run the embedded OpenAI-compatible LLM server until Ctrl-C."""
     settings = settings_from(ctx, embedded_port=port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the server on SIGTERM too
     with clean_errors(), EmbeddedLLMServer(settings) as server:
         console.print(f"serving {settings.llm_model} at [bold]{server.base_url}[/] (Ctrl-C stops)")
         try:

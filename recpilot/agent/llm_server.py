@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import hashlib
 import importlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -173,6 +175,17 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when recpilot dies.
+
+    ``atexit`` does not run when recpilot is killed by a signal; without this the
+    server (2 GB of RAM, both cores while busy) would outlive it. No-op off Linux.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
 class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
     """llama-cpp-python's OpenAI-compatible server as a child process (context manager).
 
@@ -247,7 +260,7 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             self.command(gguf), stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )  # fmt: skip
         atexit.register(self.stop)
         self._wait_ready()

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -30,6 +30,9 @@ from recpilot.tools.embeddings import make_encoder
 from recpilot.tools.ingest import IngestError, ingest
 from recpilot.tools.item_index import ItemIndex
 from recpilot.tools.movielens import FetchError, fetch_movielens_100k
+
+if TYPE_CHECKING:
+    from recpilot.agent.runner import Recommender
 
 app = typer.Typer(no_args_is_help=True, help="recpilot: an LLM-controlled recommender.")
 data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the data directory.")
@@ -55,6 +58,18 @@ def clean_errors() -> Iterator[None]:
     except (FileNotFoundError, FetchError, LLMSetupError, LLMError, OSError) as err:
         err_console.print(f"[red]error:[/] {err}")
         raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def open_recommender(settings: Settings, use_llm: bool) -> Iterator[Recommender]:
+    """A started :class:`Recommender`, with a spinner on stderr while it starts."""
+    from recpilot.agent.runner import Recommender
+
+    what = "starting the embedded LLM" if use_llm and not settings.llm_base_url else "loading"
+    with contextlib.ExitStack() as stack:
+        with err_console.status(f"{what} …"):
+            rec = stack.enter_context(Recommender(settings, use_llm=use_llm))
+        yield rec
 
 
 def settings_from(ctx: typer.Context, **flags: object) -> Settings:
@@ -219,12 +234,11 @@ def recommend(
 ) -> None:
     """Recommend k items for a user (and/or a message), through the whole funnel."""
     from recpilot.agent.render import print_result
-    from recpilot.agent.runner import Recommender
 
     settings = settings_from(ctx)
     with clean_errors():
         cons = constraints_from(exclude_genre, genre, year_min, year_max)
-        with Recommender(settings, use_llm=not no_llm) as rec:
+        with open_recommender(settings, not no_llm) as rec, err_console.status("recommending …"):
             result = rec.run(user, message, k, cons, fine_mode)  # type: ignore[arg-type]
     if as_json:
         print(result.model_dump_json(indent=2))
@@ -244,11 +258,10 @@ def chat(
 ) -> None:
     """Multi-turn chat; constraints you state keep applying for the rest of the thread."""
     from recpilot.agent.render import print_result
-    from recpilot.agent.runner import Recommender
 
     settings = settings_from(ctx)
     thread_id = thread or f"chat-{uuid.uuid4().hex[:8]}"
-    with clean_errors(), Recommender(settings, use_llm=not no_llm) as rec:
+    with clean_errors(), open_recommender(settings, not no_llm) as rec:
         if not as_json:
             console.print(f"thread [bold]{thread_id}[/] — type a request, or 'exit'.")
         while True:
@@ -260,7 +273,8 @@ def chat(
                 break
             if not line:
                 continue
-            result = rec.run(user, line, k, None, fine_mode, thread_id=thread_id)  # type: ignore[arg-type]
+            with err_console.status("recommending …"):
+                result = rec.run(user, line, k, None, fine_mode, thread_id=thread_id)  # type: ignore[arg-type]
             if as_json:
                 print(result.model_dump_json())
             else:
@@ -306,7 +320,6 @@ def quickstart(
 ) -> None:
     """Fetch MovieLens 100K, index, train and recommend — each step only if needed."""
     from recpilot.agent.render import print_result
-    from recpilot.agent.runner import Recommender
 
     settings = settings_from(ctx, dataset="movielens-100k")
     out = err_console if as_json else console  # keep stdout pure JSON with --json
@@ -321,7 +334,7 @@ def quickstart(
             out.rule("3/4 train")
             train_model(settings, out)
         out.rule("4/4 recommend (starting the embedded LLM if needed)")
-        with Recommender(settings) as rec:
+        with open_recommender(settings, True) as rec, err_console.status("recommending …"):
             result = rec.run(user, None, k, None, fine_mode)  # type: ignore[arg-type]
     if as_json:
         print(result.model_dump_json(indent=2))

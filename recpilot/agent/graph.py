@@ -69,6 +69,10 @@ def turn_input(
 ) -> dict:
     """The input of one run: the request plus a reset of every per-turn field.
 
+    ``intent`` and ``items`` are not reset: until ``understand`` and ``respond``
+    overwrite them they hold the previous turn's, which a follow-up ("more like
+    that") refers to.
+
     ``channels`` fixes the recall channels (used by evaluation to run one channel
     alone); None lets the plan step decide.
     """
@@ -80,7 +84,6 @@ def turn_input(
         "fine_mode": fine_mode,
         "channels": channels,
         "candidates": [],
-        "items": [],
         "stages": [],
         "fallbacks": [],
         "dropped_ids": [],

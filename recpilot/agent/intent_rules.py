@@ -87,6 +87,20 @@ def strip_constraints(message: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" ,;.-")
 
 
+_FOLLOW_UP_RE = re.compile(
+    r"^(?:(?:some|any|give me|show me|i want|i'd like)\s+)?"
+    r"(?:more|another|others?|similar|the same)"
+    r"(?:,?\s+(?:ones?|films?|movies?|items?|please|of (?:that|those|these|them)|"
+    r"like (?:that|this|those|these|them|it)))*\s*[.!]?$"
+)
+
+
+def is_follow_up(query: str) -> bool:
+    """True for "more like that", "another one", "similar ones please" — a request that
+    refers to the previous turn rather than describing what is wanted."""
+    return bool(_FOLLOW_UP_RE.match(query.strip().lower()))
+
+
 def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
     """Hard constraints stated in ``message``; empty constraints if none.
 

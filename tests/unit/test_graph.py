@@ -124,3 +124,16 @@ def test_fixed_channels_bypass_the_planner(tiny_settings):
     assert state["plan"].channels == ["popularity"] and state["plan"].source == "request"
     assert not llm.calls
     assert all(c["sources"].keys() == {"popularity"} for c in state["candidates"])
+
+
+def test_follow_up_reuses_the_previous_query_and_seeds_from_shown_items(tiny_settings):
+    services = load_services(tiny_settings, None)
+    graph = build_graph(InMemorySaver())
+    cfg = {"configurable": {"thread_id": "t2"}}
+    ask = turn_input(None, "animated films for children", k=2)
+    first = graph.invoke(ask, cfg, context=services)
+    second = graph.invoke(turn_input(None, "more like that", k=2), cfg, context=services)
+    assert second["intent"].query == first["intent"].query == "animated films for children"
+    assert [i.item_id for i in first["items"]] == second["intent"].liked_items[:2]
+    assert "i2i" in second["plan"].channels
+    assert not {i.item_id for i in first["items"]} & {i.item_id for i in second["items"]}

@@ -52,3 +52,20 @@ def test_strip_constraints_leaves_the_query(message, query):
     from recpilot.agent.intent_rules import strip_constraints
 
     assert strip_constraints(message) == query
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("more like that", True),
+        ("More like those, please", True),
+        ("another one", True),
+        ("similar ones", True),
+        ("more comedies", False),
+        ("something lighter", False),
+    ],
+)
+def test_follow_up(query, expected):
+    from recpilot.agent.intent_rules import is_follow_up
+
+    assert is_follow_up(query) is expected

@@ -14,7 +14,7 @@ import time
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
-from recpilot.agent.intent_rules import parse_constraints, strip_constraints
+from recpilot.agent.intent_rules import is_follow_up, parse_constraints, strip_constraints
 from recpilot.agent.llm import LLMError
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
@@ -75,6 +75,20 @@ def combine(rules: Constraints, llm: dict) -> Constraints:
     )
 
 
+def follow_up(intent: Intent, state: State) -> Intent:
+    """Resolve "more like that": the previous turn's query, seeded by its top 3 items."""
+    previous = state.get("intent")
+    shown = [i.item_id for i in (state.get("items") or [])[:3]]
+    seeds = list(dict.fromkeys([*(previous.liked_items if previous else []), *shown]))
+    return intent.model_copy(
+        update={
+            "query": previous.query if previous else "",
+            "liked_items": list(dict.fromkeys([*intent.liked_items, *seeds])),
+            "note": f"follow-up: previous query and its top items {shown} as seeds",
+        }
+    )
+
+
 def _context(state: State) -> str:
     earlier = [m.content for m in state.get("messages", []) if isinstance(m, HumanMessage)]
     if not earlier:
@@ -115,6 +129,8 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
             fell_back = True
             llm_down = err.unreachable
             fallbacks.append(f"understand: LLM failed ({err}); used rules only")
+    if message and is_follow_up(intent.query or message):
+        intent = follow_up(intent, state)
     if intent.constraints.include_categories or intent.constraints.exclude_categories:
         mask = svc.catalogue.allowed_mask(intent.constraints)
         if not mask.any() and intent.source == "llm":

@@ -91,6 +91,32 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
+    def normalized(self, constraints: Constraints) -> Constraints:
+        """``constraints`` with category names in the catalogue's spelling.
+
+        Raises:
+            ValueError: a category the catalogue does not know (the message lists them).
+        """
+        assert self.services is not None
+        catalogue = self.services.catalogue
+
+        def fix(names: list[str]) -> list[str]:
+            out = []
+            for name in names:
+                found = catalogue.normalize_category(name)
+                if found is None:
+                    known = ", ".join(catalogue.category_vocabulary())
+                    raise ValueError(f"unknown category {name!r}; known: {known}")
+                out.append(found)
+            return out
+
+        return constraints.model_copy(
+            update={
+                "include_categories": fix(constraints.include_categories),
+                "exclude_categories": fix(constraints.exclude_categories),
+            }
+        )
+
     def run(
         self,
         user_id: str | None,
@@ -118,11 +144,15 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             The :class:`TurnResult`.
 
         Raises:
-            ValueError: ``k`` out of range.
+            ValueError: ``k`` out of range, unknown fine mode or category.
         """
         if not 1 <= k <= 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
+        if fine_mode not in (None, "pointwise", "listwise", "off"):
+            raise ValueError(f"fine mode must be pointwise, listwise or off, got {fine_mode!r}")
         assert self.services is not None, "use Recommender as a context manager"
+        if constraints is not None:
+            constraints = self.normalized(constraints)
         llm = self.services.llm
         first_call = len(llm.calls) if llm else 0
         graph, config = self.once_graph, {}

@@ -1,0 +1,27 @@
+import pytest
+
+from recpilot.agent.runner import Recommender
+from recpilot.tools.catalogue import Constraints
+
+
+def test_runner_turn_result_and_input_checks(tiny_settings):
+    with Recommender(tiny_settings, use_llm=False) as rec:
+        result = rec.run("u1", None, 3, Constraints(exclude_categories=["scary"]))
+        assert result.constraints.exclude_categories == ["Horror"]
+        assert len(result.items) == 3 and result.stages_ran[-1] == "respond"
+        assert result.llm.calls == 0 and not result.fine_fell_back
+        with pytest.raises(ValueError, match="unknown category 'Nope'; known: .*Comedy"):
+            rec.run("u1", None, 3, Constraints(include_categories=["Nope"]))
+        with pytest.raises(ValueError, match="k must be"):
+            rec.run("u1", None, 0)
+        with pytest.raises(ValueError, match="fine mode"):
+            rec.run("u1", None, 3, fine_mode="sideways")  # type: ignore[arg-type]
+
+
+def test_thread_persists_in_sqlite_across_restarts(tiny_settings):
+    with Recommender(tiny_settings, use_llm=False) as rec:
+        first = rec.run("u5", "no horror", 3, thread_id="restart-1")
+    with Recommender(tiny_settings, use_llm=False) as rec:
+        second = rec.run("u5", "more like that", 3, thread_id="restart-1")
+    assert second.constraints.exclude_categories == ["Horror"]
+    assert not {i.item_id for i in first.items} & {i.item_id for i in second.items}

@@ -176,14 +176,16 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when recpilot dies.
+    """In the child, before exec: ask Linux to SIGKILL it when recpilot dies.
 
     ``atexit`` does not run when recpilot is killed by a signal; without this the
-    server (2 GB of RAM, both cores while busy) would outlive it. No-op off Linux.
+    server (2 GB of RAM, both cores while busy) would outlive it. SIGKILL, not SIGTERM:
+    on SIGTERM uvicorn first finishes the request in flight, which can take minutes.
+    The server holds no state worth saving. No-op off Linux.
     """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):

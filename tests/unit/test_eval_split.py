@@ -1,0 +1,150 @@
+"""Leave-one-out split, k-core filter, cold-start truncation and negative sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recpilot.evals.split import (
+    kcore_filter,
+    leave_one_out,
+    sample_negatives,
+    sample_users,
+    truncate_histories,
+)
+
+
+def frame(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"user_id": u, "item_id": i, "rating": 4.0, "timestamp": t} for u, i, t in rows]
+    )
+
+
+@pytest.fixture
+def interactions() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = []
+    for u in range(30):
+        items = rng.choice(40, size=int(rng.integers(5, 15)), replace=False)
+        times = np.sort(rng.integers(0, 50, size=len(items)))  # many equal timestamps
+        rows += [(f"u{u}", str(i + 1), int(t)) for i, t in zip(items, times, strict=True)]
+    return frame(rows)
+
+
+def test_last_interaction_is_test_and_second_last_is_validation() -> None:
+    df = frame(
+        [("a", "5", 10), ("a", "3", 30), ("a", "7", 20), ("a", "1", 5),
+         ("b", "1", 1), ("b", "3", 2), ("b", "5", 3), ("b", "7", 4)]
+    )  # fmt: skip
+    split = leave_one_out(df, min_user=3, min_item=1)
+    assert split.targets("test") == {"a": "3", "b": "7"}
+    assert split.targets("valid") == {"a": "7", "b": "5"}
+    valid_train = split.train_frame("valid")
+    assert sorted(valid_train[valid_train.user_id == "a"].item_id) == ["1", "5"]
+
+
+def test_timestamp_ties_are_broken_by_numeric_item_id() -> None:
+    # "10" sorts after "9" numerically (not as a string) → "10" is the test item.
+    df = frame([("a", "1", 1), ("a", "10", 5), ("a", "9", 5), ("a", "2", 1)])
+    split = leave_one_out(df, min_user=3, min_item=1)
+    assert split.targets("test") == {"a": "10"}
+    assert split.targets("valid") == {"a": "9"}
+    assert split.ties == 1.0
+
+
+def test_no_leakage_of_held_out_items(interactions: pd.DataFrame) -> None:
+    split = leave_one_out(interactions, min_user=3, min_item=1)
+    test_t, valid_t = split.targets("test"), split.targets("valid")
+    assert set(test_t) == set(valid_t) == set(split.users)
+    valid_train = split.train_frame("valid")
+    test_train = split.train_frame("test")
+    for phase_train, forbidden in ((valid_train, [test_t, valid_t]), (test_train, [test_t])):
+        pairs = set(zip(phase_train.user_id, phase_train.item_id, strict=True))
+        for targets in forbidden:
+            assert not any((u, i) in pairs for u, i in targets.items())
+    # the test phase does see the validation item, as LlamaRec's test loader does
+    test_pairs = set(zip(test_train.user_id, test_train.item_id, strict=True))
+    assert all((u, i) in test_pairs for u, i in valid_t.items())
+    assert len(test_train) == len(valid_train) + len(valid_t)
+
+
+def test_duplicates_keep_the_first_interaction() -> None:
+    df = frame([("a", "1", 1), ("a", "2", 2), ("a", "1", 9), ("a", "3", 3), ("a", "4", 4)])
+    split = leave_one_out(df, min_user=3, min_item=1)
+    assert split.targets("test") == {"a": "4"}
+    assert len(split.interactions) == 4
+
+
+def test_kcore_filter_is_iterative() -> None:
+    # item "x" has 2 users; dropping user "c" (too short) leaves "x" with 1 → dropped too,
+    # which then makes user "b" too short.
+    df = frame(
+        [("a", "x", 1), ("a", "y", 2), ("a", "z", 3),
+         ("b", "x", 1), ("b", "y", 2), ("b", "z", 3),
+         ("c", "x", 1),
+         ("d", "y", 1), ("d", "z", 2), ("d", "w", 3), ("e", "w", 1), ("e", "y", 2),
+         ("e", "z", 3)]
+    )  # fmt: skip
+    out = kcore_filter(df, min_user=3, min_item=2)
+    assert (out.groupby("user_id").size() >= 3).all()
+    assert (out.groupby("item_id").size() >= 2).all()
+    assert "c" not in set(out.user_id)
+
+
+def test_split_rejects_too_small_min_user(interactions: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="min_user"):
+        leave_one_out(interactions, min_user=2)
+
+
+def test_truncate_keeps_the_first_interactions_of_chosen_users(
+    interactions: pd.DataFrame,
+) -> None:
+    split = leave_one_out(interactions, min_user=5, min_item=1)
+    train = split.train_frame("test")
+    chosen = split.users[:3]
+    cut = truncate_histories(train, chosen, 2)
+    for u in chosen:
+        kept = cut[cut.user_id == u]
+        assert kept.item_id.tolist() == train[train.user_id == u].item_id.tolist()[:2]
+    others = train[~train.user_id.isin(chosen)]
+    assert len(cut[~cut.user_id.isin(chosen)]) == len(others)
+
+
+def test_negatives_exclude_user_items_and_are_seeded(interactions: pd.DataFrame) -> None:
+    split = leave_one_out(interactions, min_user=3, min_item=1)
+    pop = split.train_frame("test").item_id.value_counts().to_dict()
+    user = split.users[0]
+    mine = split.user_items(user)
+    for method in ("uniform", "popularity"):
+        a = sample_negatives(split.universe, mine, 10, method, 0, user, pop)
+        b = sample_negatives(split.universe, mine, 10, method, 0, user, pop)
+        c = sample_negatives(split.universe, mine, 10, method, 1, user, pop)
+        assert a == b
+        assert a != c
+        assert len(a) == len(set(a)) == 10
+        assert not set(a) & mine
+        assert set(a) <= set(split.universe)
+
+
+def test_popularity_sampling_prefers_popular_items() -> None:
+    universe = [str(i) for i in range(100)]
+    pop = {str(i): float(1000 if i < 10 else 1) for i in range(100)}
+    drawn = []
+    for u in range(50):
+        drawn += sample_negatives(universe, set(), 10, "popularity", 0, f"u{u}", pop)
+    share_popular = np.mean([int(i) < 10 for i in drawn])
+    assert share_popular > 0.5  # 10 % of the items, ~92 % of the probability mass
+
+
+def test_negatives_when_the_pool_is_small() -> None:
+    out = sample_negatives(["1", "2", "3"], {"2"}, 10, "uniform", 0, "u")
+    assert sorted(out) == ["1", "3"]
+
+
+def test_sample_users_is_seeded_and_sorted() -> None:
+    users = [f"u{i:02d}" for i in range(40)]
+    a = sample_users(users, 10, seed=3)
+    assert a == sample_users(users, 10, seed=3)
+    assert a == sorted(a) and len(a) == 10
+    assert sample_users(users, None, seed=3) == users

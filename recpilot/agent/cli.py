@@ -41,7 +41,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(llm_app, name="llm")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one error, one line
 FineModeOpt = Annotated[
     str | None, typer.Option("--fine-mode", help="pointwise | listwise | off (default: settings)")
 ]
@@ -371,6 +371,9 @@ def eval_command(
     ] = 0,
     min_user: Annotated[int, typer.Option(min=3, help="k-core: interactions per user.")] = 5,
     min_item: Annotated[int, typer.Option(min=1, help="k-core: interactions per item.")] = 5,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse the LLM runs already saved in --out.")
+    ] = False,
 ) -> None:
     """Offline evaluation: leave-one-out, full and sampled ranking, every pipeline."""
     import sys
@@ -380,6 +383,10 @@ def eval_command(
     from recpilot.evals.report import write_outputs
 
     settings = settings_from(ctx, dataset=dataset)
+    if resume and out is None:
+        err_console.print("[red]error:[/] --resume needs --out (the folder of the run to resume)")
+        raise typer.Exit(2)
+    out_dir = out or default_out_dir(settings)
     with clean_errors():
         config = EvalConfig(
             dataset=settings.dataset,
@@ -396,9 +403,9 @@ def eval_command(
             cold_llm_users=cold_llm_users,
             min_user=min_user,
             min_item=min_item,
-            out_dir=out,
+            out_dir=out_dir,
+            resume=resume,
         )
-        out_dir = out or default_out_dir(settings)
         columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn()]
         with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
             hooks = EvalProgress(

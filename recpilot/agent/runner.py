@@ -95,10 +95,14 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         """``constraints`` with category names in the catalogue's spelling.
 
         Raises:
-            ValueError: a category the catalogue does not know (the message lists them).
+            ValueError: a category the catalogue does not know (the message lists them), or
+                year_min after year_max.
         """
         assert self.services is not None
         catalogue = self.services.catalogue
+        lo, hi = constraints.year_min, constraints.year_max
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"year_min {lo} is after year_max {hi}")
 
         def fix(names: list[str]) -> list[str]:
             out = []

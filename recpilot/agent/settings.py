@@ -8,6 +8,7 @@ commented, in ``.env.example``.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -98,6 +99,15 @@ class Settings(BaseSettings):
         default=1500, ge=200, description="Token budget for the fine-ranking prompt."
     )
     history_items: int = Field(default=10, ge=0, description="Recent history items in prompts.")
+
+    @field_validator("dataset")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+            raise ValueError(
+                f"dataset name {value!r}: use letters, digits, '.', '_' or '-' (no paths)"
+            )
+        return value
 
     @field_validator("home")
     @classmethod

@@ -25,7 +25,9 @@ index of the dataset (item texts do not depend on the split).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -113,6 +115,9 @@ class EvalConfig(BaseModel):
     cold_users: int = Field(default=100, ge=0, description="Users in the cold-start slice.")
     cold_llm_users: int = Field(default=0, ge=0, description="Of those, run the LLM on.")
     out_dir: Path | None = None
+    resume: bool = Field(
+        default=False, description="Reuse LLM runs saved in out_dir/llm_runs.jsonl."
+    )
 
 
 @dataclass
@@ -145,6 +150,57 @@ class PipelineRuns:
 
 
 Runs = dict[str, dict[str, PipelineRuns]]  # protocol → pipeline name → runs
+
+
+class RunCache:
+    """LLM runs saved as they finish (``llm_runs.jsonl``), so a killed run can resume.
+
+    Each line is one user's run of one LLM pipeline: ``{"key": [stage, protocol,
+    pipeline, user], "fingerprint", "target", "ranked", "record"}``. Lines whose
+    ``fingerprint`` (the config and settings that shape results) differs from the current
+    one are ignored, so a resumed run never mixes configurations.
+
+    Args:
+        path: the JSONL file (created on first write).
+        fingerprint: a string identifying the configuration.
+        resume: read existing lines (else the file is started afresh).
+    """
+
+    def __init__(self, path: Path, fingerprint: str, resume: bool) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.entries: dict[tuple[str, ...], dict[str, Any]] = {}
+        if resume and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by the kill
+                if row.get("fingerprint") == fingerprint:
+                    self.entries[tuple(row["key"])] = row
+        elif path.exists():
+            path.unlink()
+
+    def get(self, key: tuple[str, ...]) -> tuple[str, RunRecord, list[str]] | None:
+        """``(target, record, ranked)`` saved under ``key``, or None."""
+        row = self.entries.get(key)
+        if row is None:
+            return None
+        return row["target"], RunRecord(**row["record"]), row["ranked"]
+
+    def put(self, key: tuple[str, ...], target: str, rec: RunRecord, ranked: list[str]) -> None:
+        """Append one run (flushed at once)."""
+        row = {
+            "key": list(key),
+            "fingerprint": self.fingerprint,
+            "target": target,
+            "ranked": ranked,
+            "record": dataclasses.asdict(rec),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, default=str) + "\n")
+        self.entries[key] = row
 
 
 @dataclass
@@ -410,11 +466,13 @@ def _run_all(
     progress: Progress,
     label: str,
     sampled_users: dict[str, set[str]] | None = None,
+    cache: RunCache | None = None,
 ) -> Runs:
     """Run each pipeline for its users (``users[pipeline.name]``) on each protocol.
 
     ``sampled_users[pipeline.name]``, when given, limits that pipeline's sampled
-    protocols to those users (full ranking still runs for all of its users).
+    protocols to those users (full ranking still runs for all of its users). LLM runs
+    are read from / written to ``cache`` (key: ``label``, protocol, pipeline, user).
     """
     runs: Runs = {proto: {p.name: PipelineRuns() for p in pipelines} for proto in protocols}
     sampled_users = sampled_users or {}
@@ -428,11 +486,23 @@ def _run_all(
     for p in pipelines:
         for user in users[p.name]:
             for proto in protocols_of(p, user):
-                if proto == "full":
-                    runner.full(p, user, targets[user], runs[proto][p.name])
+                into = runs[proto][p.name]
+                key = (label, proto, p.name, user)
+                saved = cache.get(key) if cache is not None and p.uses_llm else None
+                if saved is not None:
+                    into.add(user, saved[0], saved[1], saved[2])
+                elif proto == "full":
+                    runner.full(p, user, targets[user], into)
                 else:
                     method = proto.removeprefix("sampled-")
-                    runner.sampled(p, user, targets[user], method, runs[proto][p.name])
+                    runner.sampled(p, user, targets[user], method, into)
+                if (
+                    cache is not None
+                    and p.uses_llm
+                    and saved is None
+                    and not into.records[-1].fell_back
+                ):
+                    cache.put(key, targets[user], into.records[-1], into.lists[-1])
                 progress.advance(task)
     progress.done(task)
     return runs
@@ -481,6 +551,11 @@ def run_eval(
     progress = progress or Progress()
     git = git_info()  # at the start: the code that runs, not what is checked out at the end
     settings = settings.model_copy(update={"planner": "rules"})
+    cache = None
+    if config.out_dir is not None:
+        shaping = config.model_dump(mode="json", exclude={"out_dir", "resume"})
+        fingerprint = json.dumps([shaping, settings.model_dump(mode="json")], sort_keys=True)
+        cache = RunCache(config.out_dir / "llm_runs.jsonl", fingerprint, config.resume)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
     world = load_world(settings, config, progress)
@@ -517,7 +592,7 @@ def run_eval(
         runner_v = Runner(world, svc_v, config, pop_v)
         val_runs = _run_all(
             runner_v, val_pipes, {p.name: eval_users for p in val_pipes}, targets_v, ["full"],
-            progress, "validation through the graph",
+            progress, "validation through the graph", cache=cache,
         )  # fmt: skip
         validation = {name: metrics_of(r, ks, n_universe) for name, r in val_runs["full"].items()}
         base = max(coarse_names, key=lambda m: validation[f"recall+coarse[{m}]"]["NDCG@10"])
@@ -532,7 +607,7 @@ def run_eval(
             ]
             fruns = _run_all(
                 runner_v, llm_pipes, {p.name: fine_users for p in llm_pipes}, targets_v,
-                ["full"], progress, "validation: LLM runs for fine_weight",
+                ["full"], progress, "validation: LLM runs for fine_weight", cache=cache,
             )  # fmt: skip
             for p in llm_pipes:
                 grid = _reblend_metrics(fruns["full"][p.name], ks)
@@ -567,7 +642,7 @@ def run_eval(
         llm_sampled = set(llm_users[: config.llm_sampled_users])
         test_runs = _run_all(
             runner_t, pipelines, users_of, targets_t, protocols, progress, "test phase",
-            {p.name: llm_sampled for p in pipelines if p.uses_llm},
+            {p.name: llm_sampled for p in pipelines if p.uses_llm}, cache,
         )  # fmt: skip
         clock["test_s"] = time.perf_counter() - t
 
@@ -588,7 +663,7 @@ def run_eval(
             cold_of = {p.name: (cold_llm if p.uses_llm else cold_users) for p in pipelines}
             hruns = _run_all(
                 runner_h, pipelines, cold_of, targets_t, ["full"], progress,
-                f"cold start: first {h} interaction(s)",
+                f"cold start: first {h} interaction(s)", cache=cache,
             )  # fmt: skip
             cold[str(h)] = {
                 name: metrics_of(r, ks, n_universe)

@@ -126,3 +126,26 @@ def test_reblend_reproduces_fine_rank(weight: float) -> None:
     coarse_order = [c["item_id"] for c in cands]
     assert reblend(short, coarse_order, weight) == result.order
     assert reblend([{**c, "fine": None} for c in short], coarse_order, weight) == coarse_order
+
+
+def test_run_cache_resumes_only_the_same_configuration(tmp_path) -> None:
+    from recpilot.evals.harness import RunCache
+    from recpilot.evals.pipelines import RunRecord
+
+    path = tmp_path / "llm_runs.jsonl"
+    rec = RunRecord(ranked=["a", "b"], candidates=["a", "b", "c"], llm_calls=3, wall_ms=12.5)
+    key = ("test phase", "full", "fine:listwise", "u1")
+    RunCache(path, "cfg-1", resume=False).put(key, "b", rec, ["a", "b"])
+    with path.open("a") as fh:
+        fh.write('{"key": ["cut by a kill"')  # a half-written last line is skipped
+    again = RunCache(path, "cfg-1", resume=True).get(key)
+    assert again is not None
+    target, record, ranked = again
+    assert (target, ranked, record.llm_calls, record.candidates) == (
+        "b",
+        ["a", "b"],
+        3,
+        rec.candidates,
+    )
+    assert RunCache(path, "cfg-2", resume=True).get(key) is None  # other configuration
+    assert RunCache(path, "cfg-1", resume=False).get(key) is None and not path.exists()

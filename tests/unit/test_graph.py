@@ -14,7 +14,7 @@ from recpilot.tools.catalogue import Catalogue
 
 NO_INTENT = {"query": "", "include_categories": [], "exclude_categories": [], "year_min": 0,
              "year_max": 0, "liked_titles": []}  # fmt: skip
-PLAN = {"channels": ["collaborative", "i2i", "popularity"], "per_channel": 50, "reason": "warm"}
+PLAN = {"channels": ["collaborative", "i2i", "popularity"], "per_channel": 50}
 
 
 def client(*answers: str) -> LLMClient:

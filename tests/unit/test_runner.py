@@ -25,3 +25,9 @@ def test_thread_persists_in_sqlite_across_restarts(tiny_settings):
         second = rec.run("u5", "more like that", 3, thread_id="restart-1")
     assert second.constraints.exclude_categories == ["Horror"]
     assert not {i.item_id for i in first.items} & {i.item_id for i in second.items}
+
+
+def test_contradictory_years_are_bad_input(tiny_settings):
+    with Recommender(tiny_settings, use_llm=False) as rec:
+        with pytest.raises(ValueError, match="year_min 2000 is after year_max 1990"):
+            rec.run("u1", None, 3, Constraints(year_min=2000, year_max=1990))

@@ -27,3 +27,11 @@ def test_home_expands_user_and_derives_folders(monkeypatch):
     assert s.home == Path.home() / "rp"
     assert s.dataset_dir == s.home / "datasets" / "d"
     assert s.models_dir == s.home / "models" / "d"
+
+
+def test_dataset_name_cannot_be_a_path():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="no paths"):
+        Settings(dataset="../../escape", _env_file=None)

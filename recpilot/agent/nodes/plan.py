@@ -33,9 +33,8 @@ PLAN_SCHEMA = {
             "maxItems": 4,
         },
         "per_channel": {"type": "integer", "minimum": 20, "maximum": 300},
-        "reason": {"type": "string", "maxLength": 200},
     },
-    "required": ["channels", "per_channel", "reason"],
+    "required": ["channels", "per_channel"],
 }
 
 
@@ -119,7 +118,7 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
                 [{"role": "user", "content": load_prompt("plan").format(facts=facts)}],
                 PLAN_SCHEMA,
                 purpose="plan",
-                max_tokens=120,
+                max_tokens=40,
             )
             chosen = [c for c in dict.fromkeys(out["channels"]) if c in usable]
             ignored = [c for c in out["channels"] if c not in usable]
@@ -129,7 +128,8 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
                 update={
                     "channels": chosen,
                     "per_channel": int(out["per_channel"]),
-                    "reason": out["reason"].strip() or result.reason,
+                    "reason": f"{result.path} path ({why}); the LLM chose "
+                    f"{', '.join(chosen)} with {int(out['per_channel'])} items each",
                     "source": "llm",
                 }
             )

@@ -19,6 +19,7 @@ from recpilot.agent.settings import Settings
 from recpilot.tools.catalogue import Catalogue
 from recpilot.tools.collaborative import CollaborativeModel
 from recpilot.tools.embeddings import Encoder, make_encoder
+from recpilot.tools.hybrid import coarse_model, load_params
 from recpilot.tools.item_index import ItemIndex
 from recpilot.tools.recall import Recall
 
@@ -44,7 +45,10 @@ class Services:
 
 
 def load_services(settings: Settings, llm: LLMClient | None) -> Services:
-    """Load the catalogue, index, encoder and ALS model of ``settings.dataset``.
+    """Load the catalogue, index, encoder and coarse model of ``settings.dataset``.
+
+    The coarse model is ``settings.coarse_model``: the hybrid (ALS + co-visitation +
+    recent popularity, parameters from ``models_dir/hybrid.json``) or ALS alone.
 
     Args:
         settings: which data directory and dataset.
@@ -53,6 +57,7 @@ def load_services(settings: Settings, llm: LLMClient | None) -> Services:
     Raises:
         FileNotFoundError: the dataset, index or model is missing; the message names
             the command that creates it (``recpilot data fetch``, ``index``, ``train``).
+        ValueError: ``hybrid.json`` is unreadable.
     """
     catalogue = Catalogue.load(settings.dataset_dir)
     index = ItemIndex.open(settings)
@@ -61,11 +66,18 @@ def load_services(settings: Settings, llm: LLMClient | None) -> Services:
             f"no Chroma index for dataset {settings.dataset!r}; run `recpilot index` first"
         )
     encoder = make_encoder(settings)
-    collaborative = CollaborativeModel.load(settings.models_dir)
-    if collaborative.item_factors.shape[0] != catalogue.ids.size:
+    als = CollaborativeModel.load(settings.models_dir)
+    if als.item_factors.shape[0] != catalogue.ids.size:
         raise FileNotFoundError(
             "the trained model does not match the catalogue; run `recpilot train` again"
         )
+    collaborative = coarse_model(
+        als,
+        catalogue.interactions,
+        catalogue.index_of,
+        settings.coarse_model,
+        load_params(settings.models_dir),
+    )
     item_vectors = index.vectors([str(i) for i in catalogue.ids])
     recall = Recall(catalogue, index, encoder, collaborative)
     return Services(settings, catalogue, index, encoder, collaborative, recall, item_vectors, llm)

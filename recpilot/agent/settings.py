@@ -76,10 +76,15 @@ class Settings(BaseSettings):
 
     # -- coarse ranking ----------------------------------------------------------------
     coarse_keep: int = Field(default=20, ge=1, le=200, description="Short list for fine rank.")
-    als_factors: int = Field(default=64, ge=2, description="ALS latent factors.")
+    coarse_model: Literal["hybrid", "als"] = Field(
+        default="hybrid",
+        description="Coarse model: ALS + co-visitation + recent popularity, or ALS alone.",
+    )
+    # ALS defaults: chosen by `recpilot eval` on MovieLens 100K validation items.
+    als_factors: int = Field(default=32, ge=2, description="ALS latent factors.")
     als_iterations: int = Field(default=20, ge=1, description="ALS iterations.")
-    als_regularization: float = Field(default=0.05, ge=0, description="ALS L2 weight.")
-    als_alpha: float = Field(default=2.0, gt=0, description="ALS confidence scale.")
+    als_regularization: float = Field(default=0.5, ge=0, description="ALS L2 weight.")
+    als_alpha: float = Field(default=1.0, gt=0, description="ALS confidence scale.")
 
     # -- controller / fine ranking -----------------------------------------------------
     planner: Literal["llm", "rules"] = Field(
@@ -133,3 +138,28 @@ class Settings(BaseSettings):
     def llm_dir(self) -> Path:
         """Folder of the assembled embedded GGUF: ``home/llm``."""
         return self.home / "llm"
+
+
+ENV_EXAMPLE_HEADER = """\
+# recpilot settings. Copy to .env and uncomment what you change.
+# Precedence: command-line flags > RECPILOT_* environment > .env > these defaults.
+# Generated from recpilot/agent/settings.py: python -m recpilot.agent.settings > .env.example
+"""
+
+
+def env_example() -> str:
+    """The text of ``.env.example``: every setting, its description and default, commented."""
+    blocks = [ENV_EXAMPLE_HEADER]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        value = "" if default is None else default
+        if isinstance(value, bool):
+            value = str(value).lower()
+        if name == "home":
+            value = "~/.recpilot"
+        blocks.append(f"# {field.description}\n# RECPILOT_{name.upper()}={value}\n")
+    return "\n".join(blocks)
+
+
+if __name__ == "__main__":
+    print(env_example(), end="")

@@ -43,7 +43,6 @@ from recpilot.agent.graph import build_graph
 from recpilot.agent.llm import LLMClient
 from recpilot.agent.services import Services
 from recpilot.agent.settings import Settings
-from recpilot.evals.hybrid import HybridModel, HybridParams
 from recpilot.evals.metrics import (
     Rank,
     bootstrap_ci,
@@ -65,6 +64,7 @@ from recpilot.evals.tuning import AlsParams, TuningResult, ablation, train_als, 
 from recpilot.tools.catalogue import Catalogue
 from recpilot.tools.collaborative import CollaborativeModel
 from recpilot.tools.embeddings import make_encoder
+from recpilot.tools.hybrid import HybridModel, HybridParams
 from recpilot.tools.ingest import read_meta
 from recpilot.tools.item_index import ItemIndex
 from recpilot.tools.recall import Recall

@@ -163,20 +163,24 @@ class CollaborativeModel:
         """Dot-product scores of the given item positions, shape (len(positions),)."""
         return self.item_factors[positions] @ user_vec
 
+    def score_all(self, user_vec: np.ndarray) -> np.ndarray:
+        """Scores of every catalogue position, shape (n_items,), float."""
+        return self.item_factors @ user_vec
+
     def top_n(
         self, user_vec: np.ndarray, n: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
         """The ``n`` best item positions for ``user_vec`` among ``allowed`` (bool mask).
 
         Returns:
-            ``[(position, score), ...]`` best first.
+            ``[(position, score), ...]`` best first (ties in position order).
         """
-        scores = self.item_factors @ user_vec
+        scores = np.asarray(self.score_all(user_vec), dtype=np.float64)
         if allowed is not None:
             scores = np.where(allowed, scores, -np.inf)
         n = min(n, int(np.isfinite(scores).sum()))
         if n <= 0:
             return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top])]
+        top = np.sort(np.argpartition(-scores, n - 1)[:n])
+        top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(p), float(scores[p])) for p in top]

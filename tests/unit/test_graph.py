@@ -41,7 +41,7 @@ def test_warm_user_full_funnel_with_listwise(tiny_settings):
     assert len(ids) == 5 == len(set(ids))
     assert not {"1", "14", "2"} & set(ids)  # u9's own items
     fine = {c["item_id"]: c["fine"] for c in state["candidates"]}
-    assert fine["9"] == max(fine.values()) and fine["10"] > fine[ids[-1]]
+    assert sorted(fine, key=fine.__getitem__, reverse=True)[:2] == ["9", "10"]
     assert not [s for s in state["stages"] if s["fell_back"]]
     assert all(i.reason for i in state["items"])
     assert [c.purpose for c in llm.calls] == ["plan", "fine_listwise"]

@@ -1,9 +1,9 @@
-"""Prototype coarse model: ALS + sequential co-visitation + causal time-window popularity.
+"""The default coarse model: ALS + sequential co-visitation + causal time-window popularity.
 
-This is a prototype kept inside ``evals/`` (a candidate for ``tools/``). It answers
-"what would help the coarse ranker on leave-one-out data", where the held-out item is
-each user's *latest* interaction and therefore strongly tied to what the user did just
-before and to what was popular at that time — signals a bag-of-items ALS cannot see.
+A user's next item is strongly tied to what they did just before and to what was
+popular at that time — signals a bag-of-items ALS cannot see. On MovieLens 100K under
+leave-one-out full ranking this blend lifts NDCG@10 from 0.041 (tuned ALS alone) to
+0.105 (see the README's evaluation table; ``recpilot eval`` reproduces it).
 
 Score of item ``j`` for user ``u``, each feature z-normalised over the catalogue for that
 user (``z(x) = (x - mean(x)) / std(x)``):
@@ -32,6 +32,12 @@ computed once per user and cached.
 
 from __future__ import annotations
 
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -40,17 +46,23 @@ from pydantic import BaseModel, Field
 from recpilot.tools.collaborative import CollaborativeModel
 
 DAY_S = 86_400  # seconds per day (timestamps are unix seconds)
+ROW_CACHE_USERS = 4096  # score rows kept in memory (each n_items float32)
+PARAMS_FILE = "hybrid.json"
 
 
 class HybridParams(BaseModel):
-    """Hyper-parameters of :class:`HybridModel` (tuned on the validation items)."""
+    """Hyper-parameters of :class:`HybridModel`.
 
-    als_weight: float = Field(default=0.3, ge=0, description="Weight of z(ALS).")
+    The defaults are the values ``recpilot eval`` chose on MovieLens 100K's validation
+    items (never the test items); ``recpilot train --tune`` re-tunes them on any dataset.
+    """
+
+    als_weight: float = Field(default=1.0, ge=0, description="Weight of z(ALS).")
     covisit_weight: float = Field(default=1.0, ge=0, description="Weight of z(COV).")
-    pop_weight: float = Field(default=0.1, ge=0, description="Weight of z(log1p POP).")
+    pop_weight: float = Field(default=0.4, ge=0, description="Weight of z(log1p POP).")
     window: int = Field(default=5, ge=1, description="Max steps between co-visited items.")
-    symmetric: bool = Field(default=True, description="Count pairs in both directions.")
-    damping: float = Field(default=0.0, ge=0, le=1, description="Target-popularity damping.")
+    symmetric: bool = Field(default=False, description="Count pairs in both directions.")
+    damping: float = Field(default=0.3, ge=0, le=1, description="Target-popularity damping.")
     decay: float = Field(default=0.7, gt=0, le=1, description="Weight decay per older item.")
     recent: int = Field(default=20, ge=1, description="Recent items seeding COV.")
     pop_days: float = Field(default=30.0, gt=0, description="Popularity window, days.")
@@ -138,7 +150,7 @@ class HybridModel(CollaborativeModel):
         order = np.argsort(ts, kind="stable")
         self._ts_sorted, self._pos_by_time = ts[order], pos[order]
         self._now = int(ts.max()) if ts.size else 0
-        self._rows: dict[str, np.ndarray] = {}
+        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()  # LRU of score rows
 
     # -- features --------------------------------------------------------------------
     def _cov_rows(self, recents: list[np.ndarray]) -> np.ndarray:
@@ -206,8 +218,12 @@ class HybridModel(CollaborativeModel):
         """
         if self.knows(user_id):
             assert user_id is not None
-            if user_id not in self._rows:
+            if user_id in self._rows:
+                self._rows.move_to_end(user_id)
+            else:
                 self._rows[user_id] = self.score_rows([user_id])[0].astype(np.float32)
+                if len(self._rows) > ROW_CACHE_USERS:
+                    self._rows.popitem(last=False)
             return self._rows[user_id]
         liked = [int(p) for p in liked_positions]  # type: ignore[attr-defined]
         if not liked:
@@ -226,16 +242,56 @@ class HybridModel(CollaborativeModel):
         """Hybrid scores of the given catalogue positions, shape (len(positions),)."""
         return user_vec[positions]
 
-    def top_n(
-        self, user_vec: np.ndarray, n: int, allowed: np.ndarray | None = None
-    ) -> list[tuple[int, float]]:
-        """The ``n`` best positions by hybrid score among ``allowed``: ``[(pos, score)]``."""
-        scores = np.asarray(user_vec, dtype=np.float64)
-        if allowed is not None:
-            scores = np.where(allowed, scores, -np.inf)
-        n = min(n, int(np.isfinite(scores).sum()))
-        if n <= 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(p), float(scores[p])) for p in top]
+    def score_all(self, user_vec: np.ndarray) -> np.ndarray:
+        """The user's row is already the score of every position (shape (n_items,))."""
+        return np.asarray(user_vec, dtype=np.float64)
+
+
+def save_params(directory: Path, params: HybridParams) -> None:
+    """Write ``params`` atomically to ``directory/hybrid.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{PARAMS_FILE}.tmp"
+    tmp.write_text(params.model_dump_json(indent=2))
+    os.replace(tmp, directory / PARAMS_FILE)
+
+
+def load_params(directory: Path) -> HybridParams:
+    """``directory/hybrid.json`` (written by ``recpilot train``), or the defaults if absent.
+
+    Raises:
+        ValueError: the file exists but is not valid parameters (message names the file).
+    """
+    path = directory / PARAMS_FILE
+    if not path.exists():
+        return HybridParams()
+    try:
+        return HybridParams.model_validate(json.loads(path.read_text()))
+    except ValueError as exc:
+        msg = f"{path}: invalid hybrid parameters ({exc}); run `recpilot train`"
+        raise ValueError(msg) from exc
+
+
+def coarse_model(
+    als: CollaborativeModel,
+    interactions: pd.DataFrame,
+    index_of: dict[str, int],
+    kind: Literal["hybrid", "als"],
+    params: HybridParams | None = None,
+) -> CollaborativeModel:
+    """The coarse model the graph uses: ``als`` itself, or the hybrid built on it.
+
+    Args:
+        als: the fitted ALS model (trained on ``interactions``).
+        interactions: ``user_id``, ``item_id``, ``timestamp``, sorted by user then time
+            (as :class:`~recpilot.tools.catalogue.Catalogue` keeps them).
+        index_of: item id → catalogue position.
+        kind: ``"hybrid"`` (default in settings) or ``"als"``.
+        params: hybrid parameters (defaults if None).
+
+    Returns:
+        A :class:`~recpilot.tools.collaborative.CollaborativeModel` (building the hybrid's
+        co-visitation matrix takes well under a second on MovieLens 100K).
+    """
+    if kind == "als":
+        return als
+    return HybridModel(als, interactions, index_of, params or HybridParams())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,17 @@ def test_quickstart_on_a_fresh_home_starts_and_stops_the_embedded_llm(
     gguf = str(home / "llm")
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert not [line for line in ps.splitlines() if "llama_cpp.server" in line and gguf in line]
+
+
+def test_train_tune_picks_settings_on_validation_and_recommend_uses_them(home, tmp_path):
+    tuned = tmp_path / "home"
+    shutil.copytree(home, tuned)
+    out = recpilot(tuned, "train", "--tune", llm_url=None, timeout=900)
+    assert out.returncode == 0, out.stderr
+    assert "validation NDCG@10" in out.stdout and "coarse model: hybrid" in out.stdout
+    params = json.loads((tuned / "models" / "movielens-100k" / "hybrid.json").read_text())
+    assert set(params) >= {"als_weight", "covisit_weight", "pop_weight", "window"}
+    out = recpilot(tuned, "recommend", "--user", "196", "--no-llm", "--json", llm_url=None)
+    assert out.returncode == 0, out.stderr
+    items = json.loads(out.stdout)["items"]
+    assert len(items) == 10 and all(i["reason"] for i in items)

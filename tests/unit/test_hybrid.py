@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.hybrid import DAY_S, HybridModel, HybridParams, covisitation
+from recpilot.tools.hybrid import (
+    DAY_S,
+    HybridModel,
+    HybridParams,
+    covisitation,
+    load_params,
+    save_params,
+)
 
 
 def test_covisitation_counts_pairs_within_the_window() -> None:
@@ -76,3 +83,35 @@ def test_unknown_user_gets_a_row_from_liked_items(toy) -> None:
     assert model.user_vector("nobody") is None
     row = model.user_vector("nobody", [4, 5])
     assert row is not None and row[6] > row[2]
+
+
+def test_params_round_trip_and_defaults_when_absent(tmp_path) -> None:
+    assert load_params(tmp_path) == HybridParams()
+    chosen = HybridParams(als_weight=0.5, window=3, pop_days=7.0)
+    save_params(tmp_path, chosen)
+    assert load_params(tmp_path) == chosen
+
+
+def test_invalid_params_file_names_the_file(tmp_path) -> None:
+    (tmp_path / "hybrid.json").write_text('{"window": 0}')
+    with pytest.raises(ValueError, match="hybrid.json"):
+        load_params(tmp_path)
+
+
+def test_services_use_the_configured_coarse_model(tiny_settings) -> None:
+    from recpilot.agent.services import load_services
+
+    hybrid = load_services(tiny_settings, None).collaborative
+    als = load_services(tiny_settings.model_copy(update={"coarse_model": "als"}), None)
+    assert isinstance(hybrid, HybridModel)
+    assert type(als.collaborative) is CollaborativeModel
+    # same users, same ALS factors underneath
+    assert hybrid.user_ids == als.collaborative.user_ids
+
+
+def test_top_n_ties_break_by_position(toy) -> None:
+    df, index_of = toy
+    als = CollaborativeModel.train(df, index_of, 10, factors=4, iterations=5)
+    model = HybridModel(als, df, index_of, HybridParams())
+    flat = np.zeros(10, dtype=np.float32)
+    assert [p for p, _ in model.top_n(flat, 4)] == [0, 1, 2, 3]

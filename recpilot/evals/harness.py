@@ -244,7 +244,6 @@ def default_pipelines(base: str, fine_modes: list[str], llm: bool) -> list[Pipel
     """The compared pipelines; the LLM ones re-rank the short list of model ``base``."""
     out = [
         Pipeline(name="popularity", model="als-default", channels=["popularity"], cut="recall"),
-        Pipeline(name="recall:semantic", model="als-default", channels=["semantic"], cut="recall"),
         Pipeline(name="recall:i2i", model="als-default", channels=["i2i"], cut="recall"),
         Pipeline(
             name="recall:collaborative",

@@ -297,8 +297,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "- HR@K equals Recall@K under leave-one-out. MRR is over the returned list (20 items "
         "in full ranking). Items the funnel does not return count as not ranked.",
-        "- Channel-alone rows read the recall node's output (the channel's own order); "
-        "`recall:semantic` is empty because these requests carry no text query.",
+        "- Channel-alone rows read the recall node's output (the channel's own order). "
+        "Semantic recall alone is not a row: leave-one-out requests carry no text query, "
+        "so the channel returns nothing (it is exercised by `recpilot eval cold-start`, "
+        "whose requests are messages).",
         "- Sampled protocols: recall is limited to the 101 items (graph input `shown`); "
         "coarse orders all of them; LLM pipelines re-rank the coarse top 20, the other 81 "
         "follow in coarse order.",

@@ -252,7 +252,8 @@ def _resolve(
         elif required or canonical in columns:
             raise IngestError(
                 f"{path}: missing column '{mapped}' ({canonical}); columns present: "
-                f"{', '.join(map(str, df.columns))}. Map names with columns={{...}}"
+                f"{', '.join(map(str, df.columns))}. Map names with --column {canonical}=<yours> "
+                f"(CLI) or columns={{...}} (Python)"
             )
     return found
 

@@ -63,8 +63,8 @@ def fetch_movielens_100k(
         The dataset's meta; ``source`` names the source used.
 
     Raises:
-        FileNotFoundError: ``from_path`` does not exist, or is a folder without
-            ``u.data``/``u.item``.
+        FileNotFoundError: ``from_path`` does not exist.
+        ValueError: ``from_path`` is a folder without ``u.data``/``u.item`` (bad input).
         FetchError: ``from_path`` is a bad zip or lacks the files; or both downloads
             failed or did not match their checksums.
         IngestError: the data do not convert, or the checksum of the interactions
@@ -111,7 +111,7 @@ def _read_local(path: Path) -> tuple[bytes, bytes]:
     for folder in (path, path / "ml-100k"):
         if (folder / "u.data").is_file() and (folder / "u.item").is_file():
             return (folder / "u.data").read_bytes(), (folder / "u.item").read_bytes()
-    raise FileNotFoundError(f"{path}: no u.data and u.item here or in {path / 'ml-100k'}")
+    raise ValueError(f"{path}: no u.data and u.item here or in {path / 'ml-100k'}")
 
 
 def _from_zip(data: bytes, where: str) -> tuple[bytes, bytes]:

@@ -106,5 +106,5 @@ def test_missing_from_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         fetch_movielens_100k(tmp_path / "ds", from_path=tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no u.data and u.item"):
+    with pytest.raises(ValueError, match="no u.data and u.item"):
         fetch_movielens_100k(tmp_path / "ds", from_path=tmp_path / "empty")

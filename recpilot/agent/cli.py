@@ -74,7 +74,8 @@ def open_recommender(settings: Settings, use_llm: bool) -> Iterator[Recommender]
 
 def settings_from(ctx: typer.Context, **flags: object) -> Settings:
     """Settings with the global and command flags (only those given) on top."""
-    overrides = {k: v for k, v in {**(ctx.obj or {}), **flags}.items() if v is not None}
+    given = {k: v for k, v in flags.items() if v is not None}  # an unset flag keeps the global
+    overrides = {k: v for k, v in {**(ctx.obj or {}), **given}.items() if v is not None}
     with clean_errors():
         return Settings(**overrides)
 

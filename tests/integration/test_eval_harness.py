@@ -9,6 +9,9 @@ against the session's embedded server.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -112,3 +115,57 @@ def test_harness_llm_pipelines_on_two_users(slice_settings: Settings, embedded_l
         at_used = sens[f"{weights:.1f}"]["NDCG@10"]
         assert at_used == pytest.approx(results["llm_sample"]["full"][name]["NDCG@10"], abs=1e-5)
     assert reblend([], [], 0.5) == []
+
+
+def _cli(home: Path, *args: str, llm_url: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECPILOT_")}
+    env |= {"RECPILOT_HOME": str(home), "COLUMNS": "200"}
+    if llm_url:
+        env |= {"RECPILOT_LLM_BASE_URL": llm_url, "RECPILOT_LLM_JSON_MODE": "json_object_schema"}
+    return subprocess.run(
+        [sys.executable, "-m", "recpilot.agent.cli", *args],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+
+
+def test_eval_cli_on_ml_latest_small_through_the_generic_ingest(
+    ml_latest_small_dir: Path, tmp_path: Path
+) -> None:
+    """The README's ml-latest-small commands, then `recpilot eval` on 40 users, no LLM."""
+    home = tmp_path / "home"
+    src = ml_latest_small_dir
+    steps = [
+        ["data", "ingest", "--name", "ml-latest-small", "--items", str(src / "movies.csv"),
+         "--interactions", str(src / "ratings.csv"), "--column", "item_id=movieId",
+         "--column", "user_id=userId", "--column", "categories=genres"],
+        ["--dataset", "ml-latest-small", "index"],
+        ["--dataset", "ml-latest-small", "eval", "--no-llm", "--max-users", "40",
+         "--cold-users", "10", "--no-tune", "--out", str(tmp_path / "out")],
+    ]  # fmt: skip
+    for args in steps:
+        out = _cli(home, *args)
+        assert out.returncode == 0, (args[:3], out.stderr[-2000:])
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["dataset"]["name"] == "ml-latest-small"
+    full = results["results"]["full"]
+    assert full["recall+coarse[hybrid]"]["users"] == 40
+    assert all(0 <= m["NDCG@10"] <= m["HR@10"] <= 1 for m in full.values())
+    for name in ("report.md", "metric_by_pipeline.png", "metric_by_history.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_eval_cli_with_the_llm_on_one_user(
+    slice_settings: Settings, embedded_llm: str, tmp_path: Path
+) -> None:
+    out = _cli(
+        slice_settings.home, "--dataset", "ml100k-slice", "eval", "--users", "1",
+        "--max-users", "10", "--fine-mode", "listwise", "--no-sampled", "--no-tune",
+        "--cold-users", "0", "--out", str(tmp_path / "out"), llm_url=embedded_llm,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "fine:listwise" in report and "N = 1" in report
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    base = results["models"]["coarse_base_for_llm"]
+    cost = results["cost"][f"recall+coarse[{base}]+fine:listwise"]
+    assert cost["users"] == 1 and cost["llm_calls_per_user"] >= 1

@@ -37,3 +37,13 @@ def test_dataset_name_cannot_be_a_path():
 
     with pytest.raises(ValidationError, match="no paths"):
         Settings(dataset="../../escape", _env_file=None)
+
+
+def test_an_unset_command_flag_keeps_the_global_option(tmp_path):
+    from types import SimpleNamespace
+
+    from recpilot.agent.cli import settings_from
+
+    ctx = SimpleNamespace(obj={"home": tmp_path, "dataset": "from-global"})
+    assert settings_from(ctx, dataset=None).dataset == "from-global"  # type: ignore[arg-type]
+    assert settings_from(ctx, dataset="from-command").dataset == "from-command"  # type: ignore[arg-type]

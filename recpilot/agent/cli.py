@@ -30,6 +30,7 @@ from recpilot.tools.embeddings import make_encoder
 from recpilot.tools.ingest import IngestError, ingest
 from recpilot.tools.item_index import ItemIndex
 from recpilot.tools.movielens import FetchError, fetch_movielens_100k
+from recpilot.traces.cli import trace_app
 
 if TYPE_CHECKING:
     from recpilot.agent.runner import Recommender
@@ -39,6 +40,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the data di
 llm_app = typer.Typer(no_args_is_help=True, help="The embedded LLM.")
 app.add_typer(data_app, name="data")
 app.add_typer(llm_app, name="llm")
+app.add_typer(trace_app, name="trace")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from recpilot.agent.llm import LLMError
 from recpilot.agent.llm_server import EmbeddedLLMServer, LLMSetupError, ensure_gguf
 from recpilot.agent.settings import Settings
+from recpilot.service.cli import serve
 from recpilot.tools.catalogue import Catalogue, Constraints
 from recpilot.tools.collaborative import CollaborativeModel
 from recpilot.tools.embeddings import make_encoder
@@ -41,6 +42,7 @@ llm_app = typer.Typer(no_args_is_help=True, help="The embedded LLM.")
 app.add_typer(data_app, name="data")
 app.add_typer(llm_app, name="llm")
 app.add_typer(trace_app, name="trace")
+app.command()(serve)
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line

@@ -87,7 +87,8 @@ def test_chat_streams_node_events_then_the_result_and_keeps_the_thread(client):
     for turn, message in enumerate(["no horror please", "more like that"]):
         body = {"thread_id": "svc-t1", "user_id": "u5", "message": message, "k": 2}
         with client.stream("POST", "/v1/chat", json=body) as r:
-            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
             events = sse(r)
         names = [e for e, _ in events]
         assert names[-1] == "result" and set(names[:-1]) == {"node"}
@@ -107,7 +108,8 @@ def test_chat_streams_node_events_then_the_result_and_keeps_the_thread(client):
 
 
 def test_chat_error_is_an_sse_error_event(client):
-    body = {"thread_id": "svc-bad", "message": "hi", "constraints": {"include_categories": ["Nope"]}}
+    nope = {"include_categories": ["Nope"]}
+    body = {"thread_id": "svc-bad", "message": "hi", "constraints": nope}
     with client.stream("POST", "/v1/chat", json=body) as r:
         events = sse(r)
     assert events == [("error", {"error": events[0][1]["error"]})]

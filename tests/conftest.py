@@ -46,30 +46,7 @@ def ml_latest_small_dir() -> Path:
 @contextlib.contextmanager
 def running_service(settings: Settings, use_llm: bool) -> Iterator[str]:
     """The real HTTP service (uvicorn) on 127.0.0.1, a free port, in a thread; yields its URL."""
-    import threading
-    import time
+    from recpilot.service.background import serve_in_thread
 
-    import httpx
-    import uvicorn
-
-    from recpilot.service.app import create_app
-
-    app = create_app(settings, use_llm=use_llm)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 300
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the service did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    assert httpx.get(f"{url}/v1/health").json() == {"status": "ok"}
-    try:
+    with serve_in_thread(settings, use_llm) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)

@@ -95,6 +95,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             self.once_graph = build_graph()
             if self.settings.traces:
                 self.traces = TraceStore.in_home(self.settings.home)
+                self._stack.callback(self.traces.close)
                 self.exporters = exporters_from(self.settings)
         except BaseException:
             self._stack.close()

@@ -94,7 +94,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             self.chat_graph = build_graph(self.checkpointer)
             self.once_graph = build_graph()
             if self.settings.traces:
-                self.traces = TraceStore.in_home(self.settings.home)
+                self.traces = TraceStore.in_home(self.settings.home, self.settings.traces_keep)
                 self._stack.callback(self.traces.close)
                 self.exporters = exporters_from(self.settings)
         except BaseException:

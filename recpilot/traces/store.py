@@ -63,11 +63,17 @@ class TraceStore:
 
     Args:
         path: the SQLite file, normally ``home/traces.sqlite``.
+        keep: how many of the newest runs to keep; older ones are pruned every
+            ``PRUNE_EVERY`` saves (a trace is ~30 KB without LLM calls).
     """
 
-    def __init__(self, path: Path) -> None:
+    PRUNE_EVERY = 100
+
+    def __init__(self, path: Path, keep: int = 5000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self._saves = 0
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -76,9 +82,9 @@ class TraceStore:
         self._conn.commit()
 
     @classmethod
-    def in_home(cls, home: Path) -> TraceStore:
+    def in_home(cls, home: Path, keep: int = 5000) -> TraceStore:
         """The store of a data directory: ``home/traces.sqlite``."""
-        return cls(Path(home) / "traces.sqlite")
+        return cls(Path(home) / "traces.sqlite", keep)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -107,6 +113,22 @@ class TraceStore:
         )
         with self._db() as conn:
             conn.execute("INSERT OR REPLACE INTO traces VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+            self._saves += 1
+            if self._saves % self.PRUNE_EVERY == 0:
+                self._prune(conn)
+
+    def _prune(self, conn: sqlite3.Connection) -> int:
+        """Delete all but the newest ``keep`` runs; returns how many were deleted."""
+        return conn.execute(
+            "DELETE FROM traces WHERE rowid NOT IN "
+            "(SELECT rowid FROM traces ORDER BY rowid DESC LIMIT ?)",
+            (self.keep,),
+        ).rowcount
+
+    def prune(self) -> int:
+        """Delete all but the newest ``keep`` runs now; returns how many were deleted."""
+        with self._db() as conn:
+            return self._prune(conn)
 
     def list(
         self,
@@ -132,9 +154,16 @@ class TraceStore:
             rows = conn.execute(sql, [*args, int(limit)]).fetchall()
         return [
             TraceSummary(
-                run_id=r[0], started_at=r[1], thread_id=r[2], user_id=r[3], message=r[4],
-                total_ms=r[5], stages=[s for s in r[6].split(",") if s], llm_calls=r[7],
-                fell_back=bool(r[8]), error=r[9],
+                run_id=r[0],
+                started_at=r[1],
+                thread_id=r[2],
+                user_id=r[3],
+                message=r[4],
+                total_ms=r[5],
+                stages=[s for s in r[6].split(",") if s],
+                llm_calls=r[7],
+                fell_back=bool(r[8]),
+                error=r[9],
             )  # fmt: skip
             for r in rows
         ]

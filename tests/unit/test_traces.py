@@ -75,6 +75,15 @@ def test_store_lists_newest_first_and_finds_by_prefix(tiny_settings, traced_run)
         store.get("run-doesnotexist")
 
 
+def test_store_keeps_only_the_newest_runs(tmp_path, traced_run):
+    _, trace = traced_run
+    store = TraceStore(tmp_path / "t.sqlite", keep=3)
+    for i in range(5):
+        store.save(trace.model_copy(update={"run_id": f"run-{i:012d}"}))
+    assert store.prune() == 2
+    assert [r.run_id for r in store.list(10)] == [f"run-{i:012d}" for i in (4, 3, 2)]
+
+
 def test_a_failing_run_is_recorded_with_its_error(tiny_settings):
     with Recommender(tiny_settings, use_llm=False) as rec:
         with pytest.raises(ValueError, match="unknown recall channel"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from fastapi import HTTPException, Request
 from starlette.responses import JSONResponse
@@ -32,14 +31,11 @@ def require_api_key(request: Request) -> None:
         )
 
 
-class BodyTooLarge(Exception):
-    """The request body exceeded the limit while being read."""
-
-
 class BodyLimitMiddleware:
     """ASGI middleware: refuse request bodies over ``max_bytes`` with a JSON 413.
 
-    Checks ``Content-Length`` up front and counts the bytes of bodies sent without it.
+    Checks ``Content-Length`` up front; a body sent without it (chunked) is read here, up
+    to the limit, and replayed to the app (bodies are small: the limit is tens of KiB).
 
     Args:
         app: the wrapped ASGI app.
@@ -62,28 +58,30 @@ class BodyLimitMiddleware:
             return
         headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._too_large()(scope, receive, send)
-            return
-        seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracked(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except BodyTooLarge:
-            if not started:
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
                 await self._too_large()(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -40,8 +40,10 @@ def sse(response: httpx.Response) -> list[tuple[str, dict]]:
 
 
 def test_recommend_returns_items_stages_and_a_stored_trace(client):
-    r = client.post("/v1/recommend", json={"user_id": "u1", "k": 3,
-                                           "constraints": {"exclude_categories": ["scary"]}})
+    r = client.post(
+        "/v1/recommend",
+        json={"user_id": "u1", "k": 3, "constraints": {"exclude_categories": ["scary"]}},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["items"]) == 3 and body["constraints"]["exclude_categories"] == ["Horror"]
@@ -129,8 +131,10 @@ def test_feedback_and_profile_get_delete(client):
     profile = client.get("/v1/profiles/u2").json()
     assert profile["known"] and profile["history_count"] == 6
     assert {h["item_id"] for h in profile["recent_history"]} == {"1", "2", "9", "10", "15", "18"}
-    assert [(f["item_id"], f["kind"]) for f in profile["feedback"]] == [("9", "rating"),
-                                                                         ("4", "dislike")]
+    assert [(f["item_id"], f["kind"]) for f in profile["feedback"]] == [
+        ("9", "rating"),
+        ("4", "dislike"),
+    ]
     assert profile["top_categories"][0][0] in {"Comedy", "Children's", "Romance"}
     deleted = client.delete("/v1/profiles/u2").json()
     assert deleted == {"user_id": "u2", "deleted_feedback": 2, "deleted_long_term": False}
@@ -145,11 +149,26 @@ def test_traces_404_health_ready_docs_and_web_page(client, service):
     r = client.get("/v1/traces/run-missing")
     assert r.status_code == 404 and "no trace" in r.json()["error"]
     ready = httpx.get(f"{service}/v1/ready").json()
-    assert ready == {"ready": True, "checks": {"llm": "off", "chroma": "ok", "traces": "ok",
-                                               "feedback": "ok", "checkpoints": "ok"}}
+    assert ready == {
+        "ready": True,
+        "checks": {
+            "llm": "off",
+            "chroma": "ok",
+            "traces": "ok",
+            "feedback": "ok",
+            "checkpoints": "ok",
+        },
+    }
     spec = httpx.get(f"{service}/openapi.json").json()
-    for path in ("/v1/recommend", "/v1/chat", "/v1/profiles/{user_id}", "/v1/feedback",
-                 "/v1/traces", "/v1/traces/{run_id}", "/v1/chat/completions"):
+    for path in (
+        "/v1/recommend",
+        "/v1/chat",
+        "/v1/profiles/{user_id}",
+        "/v1/feedback",
+        "/v1/traces",
+        "/v1/traces/{run_id}",
+        "/v1/chat/completions",
+    ):
         assert path in spec["paths"]
     assert httpx.get(f"{service}/docs").status_code == 200
     page = httpx.get(f"{service}/", follow_redirects=True)
@@ -182,3 +201,15 @@ def client_trace_ids(service: str, thread_id: str) -> list[str]:
     r = httpx.get(f"{service}/v1/traces", params={"thread_id": thread_id},
                   headers={"X-API-Key": KEY})  # fmt: skip
     return [t["run_id"] for t in r.json()]
+
+
+def test_oversized_chunked_body_without_content_length_is_refused(client):
+    def chunks():
+        yield b'{"message": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    r = client.post("/v1/recommend", content=chunks(), headers={"Content-Type": "application/json"})
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 413 and "larger than 4096 bytes" in r.json()["error"]

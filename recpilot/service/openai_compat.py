@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from recpilot.agent.runner import TurnResult
 from recpilot.service.auth import require_api_key
@@ -73,7 +74,11 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
     if not message:
         raise HTTPException(422, "the messages contain no user message with text")
     thread_id = thread_of(req)
-    turn = RecommendRequest(user_id=req.user, message=message[:2000], k=req.k)
+    try:
+        turn = RecommendRequest(user_id=req.user, message=message[:2000], k=req.k)
+    except ValidationError as err:
+        where = ".".join(str(p) for p in err.errors()[0]["loc"])
+        raise HTTPException(422, f"invalid request: {where}: {err.errors()[0]['msg']}") from None
     result = await run_in_threadpool(engine.run, turn, thread_id)
     text = answer_text(result)
     created = int(time.time())

@@ -193,6 +193,9 @@ def test_openai_client_talks_to_chat_completions(service):
     assert "1. " in streamed
     second = client_trace_ids(service, extra["thread_id"])
     assert len(second) == 2  # both turns ran in the same thread
+    with pytest.raises(openai.UnprocessableEntityError) as bad:
+        oa.chat.completions.create(model="recpilot", messages=messages, user="no spaces allowed")
+    assert "user_id" in bad.value.response.json()["error"]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{service}/v1", api_key="bad", max_retries=0).models.list()
 

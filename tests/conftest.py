@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,11 +40,3 @@ def ml_latest_small_dir() -> Path:
         pytest.fail(f"ml-latest-small not found at {path}; set RECPILOT_SHARED_DATA")
     return path
 
-
-@contextlib.contextmanager
-def running_service(settings: Settings, use_llm: bool) -> Iterator[str]:
-    """The real HTTP service (uvicorn) on 127.0.0.1, a free port, in a thread; yields its URL."""
-    from recpilot.service.background import serve_in_thread
-
-    with serve_in_thread(settings, use_llm) as url:
-        yield url

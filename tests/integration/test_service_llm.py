@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from recpilot.agent.settings import Settings
-from tests.conftest import running_service
+from recpilot.service.background import serve_in_thread as running_service
 
 pytestmark = pytest.mark.integration
 KEY = "integration-key"

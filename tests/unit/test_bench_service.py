@@ -3,7 +3,7 @@
 import pytest
 
 from recpilot.evals.bench_service import load, main, percentile
-from tests.conftest import running_service
+from recpilot.service.background import serve_in_thread as running_service
 
 
 def test_percentile_interpolates():

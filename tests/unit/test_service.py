@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import running_service
+from recpilot.service.background import serve_in_thread as running_service
 
 KEY = "test-key-123"
 

@@ -39,4 +39,3 @@ def ml_latest_small_dir() -> Path:
     if not (path / "ratings.csv").exists():
         pytest.fail(f"ml-latest-small not found at {path}; set RECPILOT_SHARED_DATA")
     return path
-

@@ -24,12 +24,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from recpilot.agent.llm import LLMError
 from recpilot.agent.llm_server import EmbeddedLLMServer, LLMSetupError, ensure_gguf
 from recpilot.agent.settings import Settings
+from recpilot.service.cli import serve
 from recpilot.tools.catalogue import Catalogue, Constraints
 from recpilot.tools.collaborative import CollaborativeModel
 from recpilot.tools.embeddings import make_encoder
 from recpilot.tools.ingest import IngestError, ingest
 from recpilot.tools.item_index import ItemIndex
 from recpilot.tools.movielens import FetchError, fetch_movielens_100k
+from recpilot.traces.cli import trace_app
 
 if TYPE_CHECKING:
     from recpilot.agent.runner import Recommender
@@ -39,6 +41,8 @@ data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the data di
 llm_app = typer.Typer(no_args_is_help=True, help="The embedded LLM.")
 app.add_typer(data_app, name="data")
 app.add_typer(llm_app, name="llm")
+app.add_typer(trace_app, name="trace")
+app.command()(serve)
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line

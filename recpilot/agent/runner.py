@@ -9,8 +9,10 @@ checkpointer and runs graph turns, returning a :class:`TurnResult`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -22,6 +24,11 @@ from recpilot.agent.settings import Settings
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.memory.checkpoints import open_checkpointer
 from recpilot.tools.catalogue import Constraints
+from recpilot.traces.export import Exporter, exporters_from
+from recpilot.traces.recorder import NodeTrace, TraceRecorder, new_run_id
+from recpilot.traces.store import TraceStore
+
+log = logging.getLogger(__name__)
 
 
 class LLMUsage(BaseModel):
@@ -52,6 +59,7 @@ class TurnResult(BaseModel):
     dropped_ids: list[str]
     llm: LLMUsage
     total_ms: float
+    run_id: str | None = None
 
 
 class Recommender(contextlib.AbstractContextManager["Recommender"]):
@@ -71,6 +79,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         self.use_llm = use_llm
         self._stack = contextlib.ExitStack()
         self.services: Services | None = None
+        self.traces: TraceStore | None = None
+        self.exporters: list[Exporter] = []
 
     def __enter__(self) -> Recommender:
         try:
@@ -83,6 +93,10 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             self._stack.callback(self.checkpointer.conn.close)
             self.chat_graph = build_graph(self.checkpointer)
             self.once_graph = build_graph()
+            if self.settings.traces:
+                self.traces = TraceStore.in_home(self.settings.home, self.settings.traces_keep)
+                self._stack.callback(self.traces.close)
+                self.exporters = exporters_from(self.settings)
         except BaseException:
             self._stack.close()
             raise
@@ -130,6 +144,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         fine_mode: Literal["pointwise", "listwise", "off"] | None = None,
         thread_id: str | None = None,
         channels: list[str] | None = None,
+        on_node: Callable[[NodeTrace], None] | None = None,
     ) -> TurnResult:
         """Run one turn.
 
@@ -143,9 +158,12 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
                 already-shown items (persisted by the checkpointer). None: a one-off
                 request, nothing persisted.
             channels: fix the recall channels (None: the plan decides).
+            on_node: called with each node's :class:`NodeTrace` as soon as it finishes
+                (the HTTP service streams these).
 
         Returns:
-            The :class:`TurnResult`.
+            The :class:`TurnResult`; its ``run_id`` names the stored trace (when
+            ``settings.traces`` is on).
 
         Raises:
             ValueError: ``k`` out of range, unknown fine mode or category.
@@ -162,13 +180,27 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         graph, config = self.once_graph, {}
         if thread_id:
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
+        request = {"user_id": user_id, "thread_id": thread_id, "message": message, "k": k}
+        run_id = new_run_id()
+        recorder = TraceRecorder(run_id, request, llm.calls if llm else None, on_node)
         started = time.perf_counter()
-        state = graph.invoke(
-            turn_input(user_id, message, k, constraints, fine_mode, channels),
-            config=config,
-            context=self.services,
-        )
+        state: dict[str, Any] | None = None
+        try:
+            for mode, chunk in graph.stream(
+                turn_input(user_id, message, k, constraints, fine_mode, channels),
+                config=config,
+                context=self.services,
+                stream_mode=["updates", "values"],
+            ):
+                recorder.feed(mode, chunk)
+                if mode == "values":
+                    state = chunk
+        except BaseException as err:
+            self._store(recorder.finish(None, err))
+            raise
         total_ms = (time.perf_counter() - started) * 1000
+        assert state is not None
+        self._store(recorder.finish(state))
         calls = llm.calls[first_call:] if llm else []
         usage = LLMUsage(
             calls=len(calls),
@@ -194,4 +226,16 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             dropped_ids=state["dropped_ids"],
             llm=usage,
             total_ms=round(total_ms, 1),
+            run_id=run_id if self.traces else None,
         )
+
+    def _store(self, trace: Any) -> None:
+        """Save a finished trace and hand it to the exporters (their errors are logged)."""
+        if self.traces is None:
+            return
+        self.traces.save(trace)
+        for export in self.exporters:
+            try:
+                export(trace)
+            except Exception:  # an exporter must never break a recommendation
+                log.exception("trace export failed for %s", trace.run_id)

@@ -105,6 +105,23 @@ class Settings(BaseSettings):
     )
     history_items: int = Field(default=10, ge=0, description="Recent history items in prompts.")
 
+    # -- traces and the HTTP service ---------------------------------------------------
+    traces: bool = Field(default=True, description="Record every run in home/traces.sqlite.")
+    traces_keep: int = Field(default=5000, ge=1, description="Newest runs kept in the trace store.")
+    trace_otel: bool = Field(
+        default=False,
+        description="Also export traces as OpenTelemetry spans (OTLP; OTEL_EXPORTER_OTLP_*).",
+    )
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="HTTP service API keys, JSON list: RECPILOT_API_KEYS='[\"key1\"]'.",
+    )
+    service_host: str = Field(default="127.0.0.1", description="`recpilot serve` address.")
+    service_port: int = Field(default=8080, ge=0, le=65535, description="`recpilot serve` port.")
+    max_request_bytes: int = Field(
+        default=65536, ge=1024, description="Largest accepted HTTP request body, bytes."
+    )
+
     @field_validator("dataset")
     @classmethod
     def _plain_name(cls, value: str) -> str:

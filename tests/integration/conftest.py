@@ -43,3 +43,22 @@ def embedded_llm(embedded_settings: Settings, shared_gguf: Path) -> Iterator[str
     """Base URL (``http://127.0.0.1:PORT/v1``) of one embedded server for the session."""
     with EmbeddedLLMServer(embedded_settings, gguf_path=shared_gguf) as server:
         yield server.base_url
+
+
+@pytest.fixture(scope="session")
+def ml100k_home(tmp_path_factory: pytest.TempPathFactory, ml100k_dir: Path) -> Path:
+    """A data directory with ml-100k fetched from the shared copy, indexed and trained."""
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("ml100k-service-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECPILOT_")}
+    env["RECPILOT_HOME"] = str(home)
+    for args in (["data", "fetch", "movielens-100k", "--from", str(ml100k_dir)], ["index"],
+                 ["train"]):  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "recpilot.agent.cli", *args],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    return home

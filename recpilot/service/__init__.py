@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI app (``app``), its schemas, auth, routes and the web page."""

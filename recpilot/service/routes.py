@@ -1,0 +1,119 @@
+"""The versioned API (``/v1``): recommend, chat (SSE), profiles, feedback, traces."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sse_starlette import EventSourceResponse
+
+from recpilot.agent.runner import TurnResult
+from recpilot.service.auth import require_api_key
+from recpilot.service.engine import Engine
+from recpilot.service.schemas import (
+    ChatRequest,
+    ErrorOut,
+    FeedbackOut,
+    FeedbackRequest,
+    ProfileDeleted,
+    ProfileOut,
+    RecommendRequest,
+)
+from recpilot.traces.recorder import RunTrace
+from recpilot.traces.store import TraceNotFound, TraceSummary
+
+ERRORS = {
+    400: {"model": ErrorOut, "description": "Bad input (e.g. unknown category)."},
+    401: {"model": ErrorOut, "description": "Missing or invalid API key."},
+    413: {"model": ErrorOut, "description": "Request body too large."},
+    422: {"model": ErrorOut, "description": "Malformed body."},
+}
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
+UserId = Annotated[str, Query(min_length=1, max_length=64)]
+
+
+def engine_of(request: Request) -> Engine:
+    """The app's :class:`Engine` (FastAPI dependency)."""
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(engine_of)]
+
+
+@router.post("/recommend", response_model=TurnResult, tags=["recommend"])
+def recommend(req: RecommendRequest, engine: EngineDep) -> TurnResult:
+    """Recommend ``k`` items for a user id and/or a text request, under constraints.
+
+    Runs the whole funnel once (nothing persisted but the trace). The response has the
+    items with reasons, the plan, each stage's duration, fallbacks and the ``run_id`` of
+    the trace (``GET /v1/traces/{run_id}``).
+    """
+    return engine.run(req)
+
+
+@router.post(
+    "/chat",
+    tags=["recommend"],
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream."}},
+)
+async def chat(req: ChatRequest, engine: EngineDep) -> EventSourceResponse:
+    """One chat turn of ``thread_id``, as a Server-Sent-Events stream.
+
+    Events: ``node`` (JSON: node name, start/end/duration in ms, note, candidates after the
+    node, LLM calls) as each node finishes; then ``result`` (the whole turn: items, reply,
+    run id) or ``error`` (``{"error": ...}``). Constraints stated in earlier turns of the
+    thread keep applying; items already shown are not repeated.
+    """
+
+    async def events():  # noqa: ANN202
+        async for event, data in engine.stream(req, req.thread_id):
+            yield {"event": event, "data": json.dumps(data)}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/profiles/{user_id}", response_model=ProfileOut, tags=["users"])
+def get_profile(user_id: str, engine: EngineDep) -> ProfileOut:
+    """The user's profile: dataset history, liked categories, feedback, long-term memory."""
+    profile = engine.profiles.get(user_id)
+    if profile is None:
+        raise HTTPException(404, f"unknown user {user_id!r}")
+    return profile
+
+
+@router.delete("/profiles/{user_id}", response_model=ProfileDeleted, tags=["users"])
+def delete_profile(user_id: str, engine: EngineDep) -> ProfileDeleted:
+    """Forget what the user gave recpilot (feedback, long-term profile)."""
+    return engine.profiles.delete(user_id)
+
+
+@router.post("/feedback", response_model=FeedbackOut, status_code=201, tags=["users"])
+def feedback(req: FeedbackRequest, engine: EngineDep) -> FeedbackOut:
+    """Store a user's reaction to a catalogue item (like, dislike, rating, click, skip)."""
+    catalogue = engine.rec.services.catalogue  # type: ignore[union-attr]
+    if not catalogue.has(req.item_id):
+        raise HTTPException(422, f"item id {req.item_id!r} is not in the catalogue")
+    return engine.feedback.add(req)
+
+
+@router.get("/traces", response_model=list[TraceSummary], tags=["traces"])
+async def list_traces(
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    user_id: Annotated[str | None, Query(max_length=64)] = None,
+    thread_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[TraceSummary]:
+    """The newest runs, newest first (optionally of one user or thread)."""
+    return await run_in_threadpool(engine.traces.list, limit, user_id, thread_id)
+
+
+@router.get("/traces/{run_id}", response_model=RunTrace, tags=["traces"])
+async def get_trace(run_id: str, engine: EngineDep) -> RunTrace:
+    """One run: every node's timing, inputs/outputs, candidates, LLM calls, fallbacks."""
+    try:
+        return await run_in_threadpool(engine.traces.get, run_id)
+    except TraceNotFound as err:
+        raise HTTPException(404, str(err)) from None

@@ -21,6 +21,7 @@ from recpilot.agent.services import Services, load_services
 from recpilot.agent.settings import Settings
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.memory.checkpoints import open_checkpointer
+from recpilot.memory.profiles import open_store
 from recpilot.tools.catalogue import Constraints
 
 
@@ -50,6 +51,7 @@ class TurnResult(BaseModel):
     fine_fell_back: bool
     fallbacks: list[str]
     dropped_ids: list[str]
+    pseudo_items: list[str] = []  # sample generation's validated ids (cold path)
     llm: LLMUsage
     total_ms: float
 
@@ -81,8 +83,9 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             self.services = load_services(self.settings, llm)
             self.checkpointer = open_checkpointer(self.settings.home)
             self._stack.callback(self.checkpointer.conn.close)
-            self.chat_graph = build_graph(self.checkpointer)
-            self.once_graph = build_graph()
+            self.store = self._stack.enter_context(open_store(self.settings))
+            self.chat_graph = build_graph(self.checkpointer, self.store)
+            self.once_graph = build_graph(store=self.store)
         except BaseException:
             self._stack.close()
             raise
@@ -130,6 +133,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         fine_mode: Literal["pointwise", "listwise", "off"] | None = None,
         thread_id: str | None = None,
         channels: list[str] | None = None,
+        sample_generation: bool | None = None,
     ) -> TurnResult:
         """Run one turn.
 
@@ -143,6 +147,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
                 already-shown items (persisted by the checkpointer). None: a one-off
                 request, nothing persisted.
             channels: fix the recall channels (None: the plan decides).
+            sample_generation: cold path LLM pseudo-interactions on/off for this turn
+                (None: ``settings.sample_generation``).
 
         Returns:
             The :class:`TurnResult`.
@@ -162,9 +168,11 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         graph, config = self.once_graph, {}
         if thread_id:
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
+            if user_id:  # lets `profile forget` find the user's threads
+                config["metadata"] = {"user_id": user_id}
         started = time.perf_counter()
         state = graph.invoke(
-            turn_input(user_id, message, k, constraints, fine_mode, channels),
+            turn_input(user_id, message, k, constraints, fine_mode, channels, sample_generation),
             config=config,
             context=self.services,
         )
@@ -192,6 +200,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             fine_fell_back=any(s["stage"] == "fine" and s["fell_back"] for s in stages),
             fallbacks=state["fallbacks"],
             dropped_ids=state["dropped_ids"],
+            pseudo_items=state.get("pseudo_items", []),
             llm=usage,
             total_ms=round(total_ms, 1),
         )

@@ -197,3 +197,16 @@ def test_sample_generation_switch_and_llm_failure(tiny_settings):
     )
     assert state["items"] and state["pseudo_items"] == []
     assert any(f.startswith("generate: LLM failed") for f in state["fallbacks"])
+
+
+def test_summarize_writes_the_llm_summary_into_the_profile(tiny_settings):
+    from recpilot.agent.profile_ops import summarize_user
+
+    cat = Catalogue.load(tiny_settings.dataset_dir)
+    llm = _client(json.dumps({"summary": "Loves family animation and light comedy."}))
+    profile = summarize_user(tiny_settings, cat, llm, "u1")
+    assert profile.summary == "Loves family animation and light comedy."
+    assert llm.calls[0].purpose == "summarize"
+    assert "Toy Story" in llm.calls[0].messages[0]["content"]  # u1's history is in the prompt
+    with pytest.raises(ValueError, match="nothing known"):
+        summarize_user(tiny_settings, cat, _client(), "nobody")

@@ -130,7 +130,8 @@ def _describe(svc: Services, item_id: str) -> dict:
 
 
 def profile_summary(svc: Services, state: State, ctx: UserContext) -> str:
-    """A short, deterministic profile: top categories of liked items + the request."""
+    """A short profile for the fine-ranking prompt: top categories of liked items, the
+    stored interest summary and attributes (long-term memory), the request."""
     parts = []
     if state.get("user_id"):
         parts.append(f"User {state['user_id']}.")
@@ -141,6 +142,11 @@ def profile_summary(svc: Services, state: State, ctx: UserContext) -> str:
     if counts:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:4]
         parts.append("Likes mostly: " + ", ".join(c for c, _ in top) + ".")
+    profile = state.get("profile")
+    if profile and profile.summary:
+        parts.append(f"Interests: {profile.summary}")
+    if profile and profile.attributes:
+        parts.append("About: " + ", ".join(f"{k} {v}" for k, v in profile.attributes.items()) + ".")
     if state["intent"].query:
         parts.append(f"Asks for: {state['intent'].query}.")
     cons = state.get("thread_constraints")

@@ -57,6 +57,10 @@ def what_user_said(state: State, catalogue: Catalogue) -> tuple[str, str]:
         named += [catalogue.get(i).title for i in profile.liked[-5:] if catalogue.has(i)]
     if named:
         known.append("Movies the user liked: " + "; ".join(dict.fromkeys(named)) + ".")
+    if profile and profile.summary:
+        known.append(f"What we know about the user: {profile.summary}")
+    if profile and profile.attributes.get("audience"):
+        known.append(f"They watch with: {profile.attributes['audience']}.")
     cons = state.get("thread_constraints") or Constraints()
     if cons.include_categories:
         known.append("Wanted genres: " + ", ".join(cons.include_categories) + ".")

@@ -86,7 +86,8 @@ def profile_forget(
     threads = f" ({', '.join(gone.threads)})" if gone.threads else ""
     cli.console.print(
         f"forgot user {gone.user_id}: deleted {gone.profile_items} profile item(s) and "
-        f"{len(gone.threads)} chat thread(s){threads}"
+        f"{len(gone.threads)} chat thread(s){threads}",
+        soft_wrap=True,  # one line, whatever the terminal width
     )
 
 

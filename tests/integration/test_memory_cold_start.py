@@ -45,6 +45,7 @@ def settings_for(home: Path, llm_url: str) -> Settings:
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECPILOT_")}
     env["RECPILOT_HOME"] = str(home)
+    env["COLUMNS"] = "80"  # the forget report must stay on one line even when narrow
     return subprocess.run(
         [sys.executable, "-m", "recpilot.agent.cli", *args],
         env=env, capture_output=True, text=True, timeout=300,

@@ -49,6 +49,13 @@ err_console = Console(stderr=True, soft_wrap=True)  # one error, one line
 FineModeOpt = Annotated[
     str | None, typer.Option("--fine-mode", help="pointwise | listwise | off (default: settings)")
 ]
+SampleGenOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--sample-generation/--no-sample-generation",
+        help="Cold users: LLM pseudo-interactions seed collaborative recall (default: settings).",
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -286,6 +293,7 @@ def recommend(
     year_min: Annotated[int | None, typer.Option(help="Earliest release year.")] = None,
     year_max: Annotated[int | None, typer.Option(help="Latest release year.")] = None,
     fine_mode: FineModeOpt = None,
+    sample_generation: SampleGenOpt = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Run without any LLM.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -296,7 +304,9 @@ def recommend(
     with clean_errors():
         cons = constraints_from(exclude_genre, genre, year_min, year_max)
         with open_recommender(settings, not no_llm) as rec, err_console.status("recommending …"):
-            result = rec.run(user, message, k, cons, fine_mode)  # type: ignore[arg-type]
+            result = rec.run(
+                user, message, k, cons, fine_mode, sample_generation=sample_generation  # type: ignore[arg-type]
+            )
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
@@ -310,6 +320,7 @@ def chat(
     thread: Annotated[str | None, typer.Option(help="Thread id to start or resume.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=100)] = 10,
     fine_mode: FineModeOpt = None,
+    sample_generation: SampleGenOpt = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Run without any LLM.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print each turn as JSON.")] = False,
 ) -> None:
@@ -331,7 +342,10 @@ def chat(
             if not line:
                 continue
             with err_console.status("recommending …"):
-                result = rec.run(user, line, k, None, fine_mode, thread_id=thread_id)  # type: ignore[arg-type]
+                result = rec.run(
+                    user, line, k, None, fine_mode,  # type: ignore[arg-type]
+                    thread_id=thread_id, sample_generation=sample_generation,
+                )  # fmt: skip
             if as_json:
                 print(result.model_dump_json())
             else:
@@ -484,6 +498,11 @@ def eval_command(
         )
     console.print(f"[green]report[/]: {paths['markdown']}")
 
+
+from recpilot.agent import cli_cold_start, cli_profile  # noqa: E402  (they use this module)
+
+cli_profile.register(app)
+cli_cold_start.register(app)
 
 if __name__ == "__main__":
     app()

@@ -1,11 +1,15 @@
 """The controller: a LangGraph ``StateGraph`` that reads top to bottom.
 
-    understand → plan → recall → coarse → fine → respond
-                                    └── (plan.fine_mode == "off" or no candidates) ──┘
+    understand → plan → [generate] → recall → coarse → fine → respond → remember
+                   └─ (cold path + sample generation on) ─┘   └─ (fine off) ─┘
+
+``understand`` reads the user's long-term profile from the store (when the graph was
+compiled with one) and ``remember`` writes what the turn taught about the user back.
 
 ``graph`` (compiled without a checkpointer) is what ``langgraph.json`` names, for
 standard LangGraph tooling. Programs build their own with :func:`build_graph`, passing
-a checkpointer for chat threads and ``Services`` as the runtime context.
+a checkpointer for chat threads, a store for user profiles and ``Services`` as the
+runtime context.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
 from recpilot.agent.nodes.funnel import coarse, fine, recall
+from recpilot.agent.nodes.generate import generate
 from recpilot.agent.nodes.plan import plan
+from recpilot.agent.nodes.remember import remember
 from recpilot.agent.nodes.respond import respond
 from recpilot.agent.nodes.understand import understand
 from recpilot.agent.services import Services
@@ -31,12 +38,19 @@ def after_coarse(state: State) -> str:
     return "fine"
 
 
-def build_graph(checkpointer: Checkpointer = None) -> Any:
+def after_plan(state: State) -> str:
+    """Route cold-path requests through sample generation when it is switched on."""
+    return "generate" if state["plan"].sample_generation else "recall"
+
+
+def build_graph(checkpointer: Checkpointer = None, store: BaseStore | None = None) -> Any:
     """Compile the controller graph.
 
     Args:
         checkpointer: a LangGraph checkpointer (e.g. ``SqliteSaver``) for chat threads,
             or None for one-shot requests.
+        store: the long-term profile store (``recpilot.memory.profiles.open_store``), or
+            None: no profile is read or written.
 
     Returns:
         The compiled graph; invoke it with ``turn_input(...)`` and
@@ -49,14 +63,18 @@ def build_graph(checkpointer: Checkpointer = None) -> Any:
     builder.add_node("coarse", coarse)
     builder.add_node("fine", fine)
     builder.add_node("respond", respond)
+    builder.add_node("generate", generate)
+    builder.add_node("remember", remember)
     builder.add_edge(START, "understand")
     builder.add_edge("understand", "plan")
-    builder.add_edge("plan", "recall")
+    builder.add_conditional_edges("plan", after_plan, ["generate", "recall"])
+    builder.add_edge("generate", "recall")
     builder.add_edge("recall", "coarse")
     builder.add_conditional_edges("coarse", after_coarse, ["fine", "respond"])
     builder.add_edge("fine", "respond")
-    builder.add_edge("respond", END)
-    return builder.compile(checkpointer=checkpointer)
+    builder.add_edge("respond", "remember")
+    builder.add_edge("remember", END)
+    return builder.compile(checkpointer=checkpointer, store=store)
 
 
 def turn_input(
@@ -66,6 +84,7 @@ def turn_input(
     constraints: Constraints | None = None,
     fine_mode: str | None = None,
     channels: list[str] | None = None,
+    sample_generation: bool | None = None,
 ) -> dict:
     """The input of one run: the request plus a reset of every per-turn field.
 
@@ -74,7 +93,8 @@ def turn_input(
     that") refers to.
 
     ``channels`` fixes the recall channels (used by evaluation to run one channel
-    alone); None lets the plan step decide.
+    alone); None lets the plan step decide. ``sample_generation`` switches LLM
+    pseudo-interactions on the cold path for this run (None: ``settings``).
     """
     return {
         "user_id": user_id,
@@ -83,6 +103,9 @@ def turn_input(
         "request_constraints": constraints or Constraints(),
         "fine_mode": fine_mode,
         "channels": channels,
+        "sample_generation": sample_generation,
+        "profile": None,
+        "pseudo_items": [],
         "candidates": [],
         "stages": [],
         "fallbacks": [],

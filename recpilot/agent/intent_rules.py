@@ -141,3 +141,49 @@ def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
         year_min=year_min,
         year_max=year_max,
     )
+
+
+_LIFT_RE = re.compile(
+    r"\b(?:(?:allow|lift the ban on|ok with|okay with|fine with|happy with)\s+({w})"
+    r"|({w})\s+(?:is|are)\s+(?:ok|okay|fine|allowed|alright)(?:\s+(?:again|now))?)\b".format(
+        w=r"[a-z][a-z'\-]*(?: fi| fiction| noir)?(?:\s+(?:films?|movies?))?"
+    )
+)
+_AUDIENCE = [
+    ("kids", re.compile(r"\b(?:my|our|the)\s+(?:kids|children|son|daughter|toddler)\b")),
+    ("partner", re.compile(r"\b(?:my|with)\s+(?:wife|husband|partner|girlfriend|boyfriend)\b")),
+    ("family", re.compile(r"\b(?:family|whole family)\b")),
+    ("friends", re.compile(r"\b(?:my|with)\s+friends\b")),
+    ("alone", re.compile(r"\b(?:by myself|on my own|alone)\b")),
+]
+_AGE_RE = re.compile(r"\bi(?:'m| am)\s+(\d{1,2})(?:\s+years?\s+old)?\b")
+_AGE_BANDS = [(17, "under 18"), (24, "18-24"), (34, "25-34"), (44, "35-44"), (54, "45-54")]
+
+
+def parse_lifted(message: str, catalogue: Catalogue) -> list[str]:
+    """Categories whose exclusion the user lifts: "horror is fine again", "allow horror".
+
+    Returns:
+        Category names in the catalogue's spelling (empty if none).
+    """
+    found: list[str] = []
+    for m in _LIFT_RE.finditer(message.lower()):
+        for cat in _categories_in(m.group(1) or m.group(2), catalogue):
+            if cat not in found:
+                found.append(cat)
+    return found
+
+
+def parse_facts(message: str) -> dict[str, str]:
+    """Facts the user states about themselves: ``audience`` (who they watch with:
+    kids, partner, family, friends, alone) and ``age_band`` ("I'm 34" → "25-34")."""
+    text = message.lower()
+    facts: dict[str, str] = {}
+    for audience, pattern in _AUDIENCE:
+        if pattern.search(text):
+            facts["audience"] = audience
+            break
+    if m := _AGE_RE.search(text):
+        age = int(m.group(1))
+        facts["age_band"] = next((band for top, band in _AGE_BANDS if age <= top), "55+")
+    return facts

@@ -55,6 +55,9 @@ def print_result(console: Console, result: TurnResult) -> None:
             f"[bold]Constraints[/]: {result.constraints.model_dump_json(exclude_defaults=True)}"
         )
     console.print(f"[bold]Stages[/]: {stages_line(result)}  (total {fmt_ms(result.total_ms)})")
+    for s in result.stages:  # what sample generation proposed; what memory kept
+        if s["stage"] in ("generate", "remember") and s.get("note"):
+            console.print(f"[bold]{s['stage'].capitalize()}[/]: {s['note']}")
     llm = result.llm
     if llm.calls:
         console.print(

@@ -23,6 +23,7 @@ from recpilot.agent.services import Services, load_services
 from recpilot.agent.settings import Settings
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.memory.checkpoints import open_checkpointer
+from recpilot.memory.profiles import open_store
 from recpilot.tools.catalogue import Constraints
 from recpilot.traces.export import Exporter, exporters_from
 from recpilot.traces.recorder import NodeTrace, TraceRecorder, new_run_id
@@ -57,6 +58,7 @@ class TurnResult(BaseModel):
     fine_fell_back: bool
     fallbacks: list[str]
     dropped_ids: list[str]
+    pseudo_items: list[str] = []  # sample generation's validated ids (cold path)
     llm: LLMUsage
     total_ms: float
     run_id: str | None = None
@@ -91,8 +93,9 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             self.services = load_services(self.settings, llm)
             self.checkpointer = open_checkpointer(self.settings.home)
             self._stack.callback(self.checkpointer.conn.close)
-            self.chat_graph = build_graph(self.checkpointer)
-            self.once_graph = build_graph()
+            self.store = self._stack.enter_context(open_store(self.settings))
+            self.chat_graph = build_graph(self.checkpointer, self.store)
+            self.once_graph = build_graph(store=self.store)
             if self.settings.traces:
                 self.traces = TraceStore.in_home(self.settings.home, self.settings.traces_keep)
                 self._stack.callback(self.traces.close)
@@ -144,6 +147,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         fine_mode: Literal["pointwise", "listwise", "off"] | None = None,
         thread_id: str | None = None,
         channels: list[str] | None = None,
+        sample_generation: bool | None = None,
         on_node: Callable[[NodeTrace], None] | None = None,
     ) -> TurnResult:
         """Run one turn.
@@ -158,6 +162,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
                 already-shown items (persisted by the checkpointer). None: a one-off
                 request, nothing persisted.
             channels: fix the recall channels (None: the plan decides).
+            sample_generation: cold path LLM pseudo-interactions on/off for this turn
+                (None: ``settings.sample_generation``).
             on_node: called with each node's :class:`NodeTrace` as soon as it finishes
                 (the HTTP service streams these).
 
@@ -180,6 +186,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         graph, config = self.once_graph, {}
         if thread_id:
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
+            if user_id:  # lets `profile forget` find the user's threads
+                config["metadata"] = {"user_id": user_id}
         request = {"user_id": user_id, "thread_id": thread_id, "message": message, "k": k}
         run_id = new_run_id()
         recorder = TraceRecorder(run_id, request, llm.calls if llm else None, on_node)
@@ -187,7 +195,9 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         state: dict[str, Any] | None = None
         try:
             for mode, chunk in graph.stream(
-                turn_input(user_id, message, k, constraints, fine_mode, channels),
+                turn_input(
+                    user_id, message, k, constraints, fine_mode, channels, sample_generation
+                ),
                 config=config,
                 context=self.services,
                 stream_mode=["updates", "values"],
@@ -224,6 +234,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             fine_fell_back=any(s["stage"] == "fine" and s["fell_back"] for s in stages),
             fallbacks=state["fallbacks"],
             dropped_ids=state["dropped_ids"],
+            pseudo_items=state.get("pseudo_items", []),
             llm=usage,
             total_ms=round(total_ms, 1),
             run_id=run_id if self.traces else None,

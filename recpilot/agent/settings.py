@@ -122,6 +122,22 @@ class Settings(BaseSettings):
         default=65536, ge=1024, description="Largest accepted HTTP request body, bytes."
     )
 
+    # -- memory / cold start -----------------------------------------------------------
+    store_url: str | None = Field(
+        default=None,
+        description=(
+            "Profile store: unset = SqliteStore at home/profiles.sqlite; a file path = "
+            "SqliteStore there; postgresql://… = PostgresStore (extra 'postgres')."
+        ),
+    )
+    sample_generation: bool = Field(
+        default=True,
+        description="Cold users: the LLM proposes catalogue items that seed collaborative recall.",
+    )
+    sample_items: int = Field(
+        default=5, ge=1, le=20, description="Sample generation: titles the LLM proposes."
+    )
+
     @field_validator("dataset")
     @classmethod
     def _plain_name(cls, value: str) -> str:

@@ -16,6 +16,7 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from recpilot.memory.profiles import UserProfile
 from recpilot.tools.catalogue import Constraints
 
 Path = Literal["warm", "cold"]
@@ -27,6 +28,12 @@ class Intent(BaseModel):
     query: str = Field(default="", description="Text for semantic recall ('' = none).")
     constraints: Constraints = Field(default_factory=Constraints)
     liked_items: list[str] = Field(default_factory=list, description="Catalogue ids named.")
+    lifted_categories: list[str] = Field(
+        default_factory=list, description="Exclusions the user lifted ('horror is fine again')."
+    )
+    facts: dict[str, str] = Field(
+        default_factory=dict, description="Facts about the user: audience, age_band."
+    )
     source: Literal["llm", "rules", "none"] = "none"
     note: str = ""
 
@@ -39,6 +46,9 @@ class Plan(BaseModel):
     per_channel: int = Field(ge=1)
     coarse_keep: int = Field(ge=1)
     fine_mode: Literal["pointwise", "listwise", "off"]
+    sample_generation: bool = Field(
+        default=False, description="Cold path: the LLM proposes pseudo-interactions first."
+    )
     reason: str = ""
     source: Literal["llm", "rules", "request"] = "rules"
 
@@ -87,11 +97,14 @@ class State(TypedDict, total=False):
     request_constraints: Constraints
     fine_mode: Literal["pointwise", "listwise", "off"] | None
     channels: list[str] | None  # fixed recall channels (evaluation); None = the plan decides
+    sample_generation: bool | None  # cold path: LLM pseudo-interactions; None = settings
     # carried across turns of a thread
     messages: Annotated[list[AnyMessage], add_messages]
     thread_constraints: Constraints
     shown: Annotated[list[str], operator.add]
     # per turn
+    profile: UserProfile | None  # long-term memory of user_id, loaded by understand
+    pseudo_items: list[str]  # sample generation: validated ids seeding collaborative recall
     intent: Intent
     plan: Plan
     candidates: list[Candidate]

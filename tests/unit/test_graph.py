@@ -89,6 +89,7 @@ def test_cold_user_named_items_drive_recall_and_are_not_recommended(tiny_setting
     state, svc = run(
         tiny_settings, llm, user_id=None,
         message="I loved Toy Story and Aladdin, something for my kids", fine_mode="off", k=3,
+        sample_generation=False,
     )  # fmt: skip
     assert state["plan"].path == "cold"
     assert state["intent"].liked_items == ["1", "2"]

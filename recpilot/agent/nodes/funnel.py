@@ -30,9 +30,12 @@ class UserContext:
 
     Attributes:
         history: the user's interactions, oldest first (may be empty).
-        liked_ids: liked item ids, most recent last (history ≥ 4★, then items named).
-        seen: catalogue positions never to recommend (rated, shown, named, excluded).
-        user_vec: ALS vector (fitted, or solved from named items) or None.
+        liked_ids: liked item ids, most recent last (history ≥ 4★, the profile's likes,
+            then items named).
+        seen: catalogue positions never to recommend (rated, shown, named, excluded,
+            liked or disliked in the profile).
+        user_vec: ALS vector (fitted, or solved from named, remembered and
+            LLM-generated pseudo-interaction items) or None.
     """
 
     history: list[dict]
@@ -48,13 +51,19 @@ def user_context(svc: Services, state: State) -> UserContext:
     frame = cat.user_history(user_id) if user_id and cat.known_user(user_id) else None
     history = [] if frame is None else frame.to_dict("records")
     named = list(state["intent"].liked_items)
-    liked = [h["item_id"] for h in history if h.get("rating", 1.0) >= LIKED_RATING] + named
+    profile = state.get("profile")
+    remembered = [i for i in (profile.liked if profile else []) if cat.has(i)]
+    disliked = [i for i in (profile.disliked if profile else []) if cat.has(i)]
+    rated = [h["item_id"] for h in history if h.get("rating", 1.0) >= LIKED_RATING]
+    liked = list(dict.fromkeys(rated + remembered + named))
     constraints = state.get("thread_constraints")
     excluded = list(constraints.exclude_items) if constraints else []
     seen_ids = [h["item_id"] for h in history] + named + list(state.get("shown", [])) + excluded
+    seen_ids += remembered + disliked
     seen = {cat.index_of[i] for i in seen_ids if i in cat.index_of}
-    named_pos = [cat.index_of[i] for i in named]
-    user_vec = svc.collaborative.user_vector(user_id, named_pos)
+    seeds = [*remembered, *named, *state.get("pseudo_items", [])]
+    seed_pos = [cat.index_of[i] for i in seeds if i in cat.index_of]
+    user_vec = svc.collaborative.user_vector(user_id, seed_pos)
     return UserContext(history, liked, seen, user_vec)
 
 
@@ -121,7 +130,8 @@ def _describe(svc: Services, item_id: str) -> dict:
 
 
 def profile_summary(svc: Services, state: State, ctx: UserContext) -> str:
-    """A short, deterministic profile: top categories of liked items + the request."""
+    """A short profile for the fine-ranking prompt: top categories of liked items, the
+    stored interest summary and attributes (long-term memory), the request."""
     parts = []
     if state.get("user_id"):
         parts.append(f"User {state['user_id']}.")
@@ -132,6 +142,11 @@ def profile_summary(svc: Services, state: State, ctx: UserContext) -> str:
     if counts:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:4]
         parts.append("Likes mostly: " + ", ".join(c for c, _ in top) + ".")
+    profile = state.get("profile")
+    if profile and profile.summary:
+        parts.append(f"Interests: {profile.summary}")
+    if profile and profile.attributes:
+        parts.append("About: " + ", ".join(f"{k} {v}" for k, v in profile.attributes.items()) + ".")
     if state["intent"].query:
         parts.append(f"Asks for: {state['intent'].query}.")
     cons = state.get("thread_constraints")

@@ -72,6 +72,27 @@ def rules_plan(
     )
 
 
+def generation_wanted(state: State, svc: Services, warm: bool) -> bool:
+    """True when a cold request should go through sample generation.
+
+    It needs: the cold path, the switch on (the request's ``sample_generation``, else
+    ``settings.sample_generation``), an LLM that is up, and something to reason from
+    (a text query or named items).
+    """
+    switch = state.get("sample_generation")
+    if switch is None:
+        switch = svc.settings.sample_generation
+    intent = state["intent"]
+    return (
+        not warm
+        and bool(switch)
+        and svc.llm is not None
+        and not state.get("llm_down", False)
+        and bool(intent.query or intent.liked_items)
+        and not state.get("channels")
+    )
+
+
 def plan(state: State, runtime: Runtime[Services]) -> dict:
     """Graph node: write ``plan`` (see the module docstring)."""
     started = time.perf_counter()
@@ -80,12 +101,20 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     user_id = state.get("user_id")
     intent = state["intent"]
     warm = svc.collaborative.knows(user_id)
+    profile = state.get("profile")
+    remembered = len(profile.liked) if profile else 0
     why = (
         f"user {user_id} is in the training data"
         if warm
-        else ("no user id" if not user_id else f"user {user_id} has no history")
+        else ("no user id" if not user_id else f"user {user_id} has no rating history")
     )
-    usable = usable_channels(warm, bool(intent.query), bool(intent.liked_items) or warm)
+    if remembered:
+        why += f"; the profile remembers {remembered} liked item(s)"
+    generate = generation_wanted(state, svc, warm)
+    has_liked = bool(intent.liked_items) or warm or bool(remembered) or generate
+    usable = usable_channels(warm, bool(intent.query), has_liked)
+    if generate and "i2i" in usable and not (intent.liked_items or remembered):
+        usable.remove("i2i")  # pseudo-interactions seed collaborative recall only
     keep = max(settings.coarse_keep, state.get("k", 10))
     fine_mode = state.get("fine_mode") or settings.fine_mode
     if svc.llm is None:
@@ -139,7 +168,17 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
             fell_back = True
             llm_down = err.unreachable
             fallbacks.append(f"plan: LLM failed ({err}); used the rules plan")
+    if generate:
+        result = result.model_copy(
+            update={
+                "sample_generation": True,
+                "reason": result.reason + "; sample generation: the LLM proposes catalogue "
+                "items as pseudo-interactions that seed collaborative recall",
+            }
+        )
     note += f"{result.path} path via {result.source}: {', '.join(result.channels)}"
+    if generate:
+        note += "; then sample generation"
     return {
         "plan": result,
         "fallbacks": fallbacks,

@@ -1,5 +1,10 @@
 """Understand: the user's message → structured intent (LLM, schema-checked) + rule constraints.
 
+It also reads the user's long-term profile from the graph's store (when there is one
+and a user id): the profile's hard constraints ("no horror" said in an earlier chat)
+join the thread's, and a lifted exclusion ("horror is fine again") leaves both.
+Facts about the user (who they watch with, age band) are read by rules.
+
 The LLM answers under a JSON schema whose category fields are an ``enum`` of the
 catalogue's categories, so it cannot invent one; named titles are resolved against
 the catalogue by fuzzy title match. Hard constraints found by the rules
@@ -14,11 +19,18 @@ import time
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
-from recpilot.agent.intent_rules import is_follow_up, parse_constraints, strip_constraints
+from recpilot.agent.intent_rules import (
+    is_follow_up,
+    parse_constraints,
+    parse_facts,
+    parse_lifted,
+    strip_constraints,
+)
 from recpilot.agent.llm import LLMError
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Intent, State
+from recpilot.memory.profiles import UserProfile, load_profile
 from recpilot.prompts import load_prompt
 from recpilot.tools.catalogue import Catalogue, Constraints
 
@@ -96,6 +108,15 @@ def _context(state: State) -> str:
     return "Earlier in this chat the user said: " + " | ".join(str(t) for t in earlier[-3:])
 
 
+def _profile(state: State, runtime: Runtime[Services] | None) -> UserProfile | None:
+    """The user's stored profile, or None without a store or a user id."""
+    user_id = state.get("user_id")
+    store = runtime.store if runtime is not None else None
+    if store is None or not user_id:
+        return None
+    return load_profile(store, user_id)
+
+
 def understand(state: State, runtime: Runtime[Services]) -> dict:
     """Graph node: read ``message``, write ``intent`` and the thread's constraints."""
     started = time.perf_counter()
@@ -136,14 +157,38 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
         if not mask.any() and intent.source == "llm":
             intent.constraints = rules
             intent.note = "LLM constraints matched no item; kept the rules' constraints"
+    lifted = parse_lifted(message, svc.catalogue) if message else []
+    if lifted:
+        intent.lifted_categories = lifted
+        intent.constraints.include_categories = [
+            c for c in intent.constraints.include_categories if c not in lifted
+        ]
+        intent.constraints.exclude_categories = [
+            c for c in intent.constraints.exclude_categories if c not in lifted
+        ]
+    intent.facts = parse_facts(message) if message else {}
+    profile = _profile(state, runtime)
     previous = state.get("thread_constraints") or Constraints()
+    if profile is not None:
+        previous = previous.merged(Constraints(exclude_categories=profile.avoid_categories))
+    previous = previous.model_copy(
+        update={"exclude_categories": [c for c in previous.exclude_categories if c not in lifted]}
+    )
     requested = state.get("request_constraints") or Constraints()
     constraints = previous.merged(requested).merged(intent.constraints)
     constraints.include_categories = [
         c for c in constraints.include_categories if c not in constraints.exclude_categories
     ]
     note = f"source={intent.source}; constraints={constraints.model_dump(exclude_defaults=True)}"
+    if lifted:
+        note += f"; lifted: {', '.join(lifted)}"
+    if profile is not None and not profile.is_empty():
+        note += (
+            f"; profile: {len(profile.liked)} liked, {len(profile.disliked)} disliked, "
+            f"avoids {profile.avoid_categories or 'nothing'}"
+        )
     update: dict = {
+        "profile": profile,
         "intent": intent,
         "thread_constraints": constraints,
         "fallbacks": fallbacks,

@@ -131,7 +131,7 @@ class Settings(BaseSettings):
         ),
     )
     sample_generation: bool = Field(
-        default=True,
+        default=False,
         description="Cold users: the LLM proposes catalogue items that seed collaborative recall.",
     )
     sample_items: int = Field(

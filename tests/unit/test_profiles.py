@@ -167,7 +167,7 @@ def test_sample_generation_seeds_collaborative_recall_with_valid_items_only(tiny
     services = load_services(tiny_settings, llm)
     state = build_graph().invoke(
         turn_input(None, "I loved Toy Story, something for my kids, no horror", k=3,
-                   fine_mode="off"),
+                   fine_mode="off", sample_generation=True),
         context=services,
     )  # fmt: skip
     assert state["plan"].path == "cold" and state["plan"].sample_generation
@@ -183,17 +183,18 @@ def test_sample_generation_seeds_collaborative_recall_with_valid_items_only(tiny
 def test_sample_generation_switch_and_llm_failure(tiny_settings):
     llm = _client(json.dumps(INTENT), json.dumps(PLAN))
     services = load_services(tiny_settings, llm)
+    assert not tiny_settings.sample_generation  # off by default: the request's None follows it
     off = build_graph().invoke(
-        turn_input(None, "something for my kids", k=3, fine_mode="off", sample_generation=False),
-        context=services,
+        turn_input(None, "something for my kids", k=3, fine_mode="off"), context=services
     )
     assert not off["plan"].sample_generation and "generate" not in [
         s["stage"] for s in off["stages"]
     ]
     broken = _client(json.dumps(INTENT), json.dumps(PLAN), "not json")
+    on = tiny_settings.model_copy(update={"sample_generation": True})  # on by setting
     state = build_graph().invoke(
         turn_input(None, "something for my kids", k=3, fine_mode="off"),
-        context=load_services(tiny_settings, broken),
+        context=load_services(on, broken),
     )
     assert state["items"] and state["pseudo_items"] == []
     assert any(f.startswith("generate: LLM failed") for f in state["fallbacks"])

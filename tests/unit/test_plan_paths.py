@@ -1,0 +1,38 @@
+"""The plan step: warm/cold path with its reason in the trace; LLM budgets clamped."""
+
+import json
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from recpilot.agent.graph import build_graph, turn_input
+from recpilot.agent.llm import LLMClient
+from recpilot.agent.services import load_services
+
+
+def _client(*answers: str) -> LLMClient:
+    model = GenericFakeChatModel(messages=iter(AIMessage(a) for a in answers))
+    return LLMClient(model, retries=0, retry_wait_s=0)
+
+
+def test_out_of_range_budget_is_clamped_not_thrown_away(tiny_settings):
+    llm = _client(json.dumps({"channels": ["collaborative", "popularity"], "per_channel": 10}))
+    state = build_graph().invoke(turn_input("u1", None, k=3, fine_mode="off"),
+                                 context=load_services(tiny_settings, llm))  # fmt: skip
+    plan = state["plan"]
+    assert plan.source == "llm" and plan.per_channel == 20
+    note = next(s["note"] for s in state["stages"] if s["stage"] == "plan")
+    assert "per_channel 10 clamped to 20" in note and not state["fallbacks"]
+
+
+def test_trace_says_which_path_and_why(tiny_settings):
+    services = load_services(tiny_settings, None)
+    warm = build_graph().invoke(turn_input("u1", None, k=3), context=services)
+    cold = build_graph().invoke(turn_input("nobody", "a comedy", k=3), context=services)
+    anon = build_graph().invoke(turn_input(None, "a comedy", k=3), context=services)
+    assert warm["plan"].path == "warm" and "u1 is in the training data" in warm["plan"].reason
+    assert cold["plan"].path == "cold" and "nobody has no rating history" in cold["plan"].reason
+    assert anon["plan"].path == "cold" and "no user id" in anon["plan"].reason
+    notes = [next(s["note"] for s in st["stages"] if s["stage"] == "plan")
+             for st in (warm, cold, anon)]  # fmt: skip
+    assert notes[0].startswith("warm path") and notes[2].startswith("cold path")

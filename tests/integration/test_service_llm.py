@@ -70,7 +70,12 @@ def test_recommend_with_llm_fine_ranking_and_its_trace(service):
     trace = httpx.get(f"{service}/v1/traces/{body['run_id']}", headers=AUTH).json()
     calls = [c for n in trace["nodes"] for c in n["llm_calls"]]
     assert len(calls) == body["llm"]["calls"] >= 1
-    assert all(c["prompt_tokens"] > 0 and c["latency_ms"] > 0 and c["messages"] for c in calls)
+    assert all(c["latency_ms"] > 0 and c["messages"] for c in calls)
+    # a failed call (e.g. a timeout on a busy machine) has no tokens but says why, and the
+    # run records the fallback it took
+    assert all(c["prompt_tokens"] > 0 for c in calls if c["error"] is None)
+    failed = [c for c in calls if c["error"]]
+    assert not failed or trace["fallbacks"]
     fine = next(n for n in trace["nodes"] if n["node"] == "fine")
     assert fine["llm_calls"] or fine["fell_back"]
     assert {c["item_id"] for c in fine["candidates"]} >= {i["item_id"] for i in body["items"]}

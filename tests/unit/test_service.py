@@ -47,7 +47,7 @@ def test_recommend_returns_items_stages_and_a_stored_trace(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["items"]) == 3 and body["constraints"]["exclude_categories"] == ["Horror"]
-    assert body["stages_ran"] == ["understand", "plan", "recall", "coarse", "respond"]
+    assert body["stages_ran"] == ["understand", "plan", "recall", "coarse", "respond", "remember"]
     trace = client.get(f"/v1/traces/{body['run_id']}").json()
     assert [n["node"] for n in trace["nodes"]] == body["stages_ran"]
     assert [i["item_id"] for i in trace["items"]] == [i["item_id"] for i in body["items"]]
@@ -95,7 +95,7 @@ def test_chat_streams_node_events_then_the_result_and_keeps_the_thread(client):
         names = [e for e, _ in events]
         assert names[-1] == "result" and set(names[:-1]) == {"node"}
         nodes = [d["node"] for e, d in events if e == "node"]
-        assert nodes == ["understand", "plan", "recall", "coarse", "respond"]
+        assert nodes == ["understand", "plan", "recall", "coarse", "respond", "remember"]
         assert all(d["ms"] >= 0 and d["end_ms"] >= d["start_ms"] for e, d in events if e == "node")
         result = events[-1][1]
         assert result["thread_id"] == "svc-t1" and result["constraints"]["exclude_categories"] == [

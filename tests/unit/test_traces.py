@@ -17,7 +17,7 @@ from recpilot.traces.export import export_otel
 from recpilot.traces.store import TraceNotFound, TraceStore
 
 PLAN = {"channels": ["collaborative", "i2i", "popularity"], "per_channel": 50}
-STAGES = ["understand", "plan", "recall", "coarse", "fine", "respond"]
+STAGES = ["understand", "plan", "recall", "coarse", "fine", "respond", "remember"]
 
 
 def fake_llm(*answers: str) -> LLMClient:

@@ -25,7 +25,7 @@ from recpilot.service.background import serve_in_thread as running_service
 pytestmark = pytest.mark.integration
 KEY = "integration-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-FUNNEL = ["understand", "plan", "recall", "coarse", "fine", "respond"]
+FUNNEL = ["understand", "plan", "recall", "coarse", "fine", "respond", "remember"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",

@@ -305,7 +305,12 @@ def recommend(
         cons = constraints_from(exclude_genre, genre, year_min, year_max)
         with open_recommender(settings, not no_llm) as rec, err_console.status("recommending …"):
             result = rec.run(
-                user, message, k, cons, fine_mode, sample_generation=sample_generation  # type: ignore[arg-type]
+                user,
+                message,
+                k,
+                cons,
+                fine_mode,
+                sample_generation=sample_generation,  # type: ignore[arg-type]
             )
     if as_json:
         print(result.model_dump_json(indent=2))

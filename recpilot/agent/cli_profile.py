@@ -73,20 +73,21 @@ def profile_show(
 def profile_forget(
     ctx: typer.Context, user: Annotated[str, typer.Argument(help="User id.")]
 ) -> None:
-    """Delete everything stored about a user: profile and their chat threads."""
+    """Delete everything stored about a user: profile, chat threads, traces, feedback."""
     from recpilot.agent.profile_ops import forget_user
 
     cli = _cli()
     settings = cli.settings_from(ctx)
     with cli.clean_errors():
         gone = forget_user(settings, user)
-    if not gone.profile_items and not gone.threads:
+    if not (gone.profile_items or gone.threads or gone.traces or gone.feedback_rows):
         cli.console.print(f"nothing stored for user {gone.user_id}")
         return
     threads = f" ({', '.join(gone.threads)})" if gone.threads else ""
     cli.console.print(
-        f"forgot user {gone.user_id}: deleted {gone.profile_items} profile item(s) and "
-        f"{len(gone.threads)} chat thread(s){threads}",
+        f"forgot user {gone.user_id}: deleted {gone.profile_items} profile item(s), "
+        f"{len(gone.threads)} chat thread(s){threads}, {gone.traces} trace(s) and "
+        f"{gone.feedback_rows} feedback row(s)",
         soft_wrap=True,  # one line, whatever the terminal width
     )
 

@@ -24,7 +24,9 @@ from recpilot.memory.profiles import (
     save_profile,
 )
 from recpilot.prompts import load_prompt
+from recpilot.service.feedback import FEEDBACK_FILE, FeedbackStore
 from recpilot.tools.catalogue import Catalogue
+from recpilot.traces.store import TRACES_FILE, TraceStore
 
 SUMMARY_SCHEMA = {
     "type": "object",
@@ -39,6 +41,8 @@ class Forgotten(BaseModel):
     user_id: str
     profile_items: int
     threads: list[str]
+    traces: int = 0
+    feedback_rows: int = 0
 
 
 def check_user_id(user_id: str) -> str:
@@ -73,7 +77,8 @@ def show_profile(settings: Settings, user_id: str) -> UserProfile:
 
 
 def forget_user(settings: Settings, user_id: str) -> Forgotten:
-    """Delete the user's profile items and every checkpoint thread of theirs.
+    """Delete the user's profile items, every checkpoint thread of theirs, their run
+    traces (``traces.sqlite``) and the feedback the HTTP service logged for them.
 
     SQLite files are vacuumed afterwards, so the deleted rows do not linger on disk.
 
@@ -93,7 +98,23 @@ def forget_user(settings: Settings, user_id: str) -> Forgotten:
             saver.conn.execute("VACUUM")
     finally:
         saver.conn.close()
-    return Forgotten(user_id=user_id, profile_items=n_items, threads=threads)
+    n_traces = n_feedback = 0
+    traces_path = settings.home / TRACES_FILE
+    if traces_path.exists():
+        traces = TraceStore(traces_path)
+        try:
+            n_traces = traces.delete_user(user_id)
+            if n_traces:
+                traces.vacuum()
+        finally:
+            traces.close()
+    feedback_path = settings.home / FEEDBACK_FILE
+    if feedback_path.exists():
+        n_feedback = FeedbackStore(feedback_path).delete_user(user_id)
+    return Forgotten(
+        user_id=user_id, profile_items=n_items, threads=threads, traces=n_traces,
+        feedback_rows=n_feedback,
+    )  # fmt: skip
 
 
 def history_lines(catalogue: Catalogue, user_id: str, profile: UserProfile, n: int = 15) -> str:

@@ -251,8 +251,8 @@ def write_results(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         extra.append(f"named items resolved by the LLM: {results['named_items_resolved']:.0%}")
     if results["pseudo_items_per_user"] is not None:
         extra.append(f"pseudo-interactions kept per user: {results['pseudo_items_per_user']:.2f}")
-    body = "# Cold start\n\n" + markdown_table(results) + "\n\n" + "\n".join(
-        f"- {e}" for e in extra
+    body = (
+        "# Cold start\n\n" + markdown_table(results) + "\n\n" + "\n".join(f"- {e}" for e in extra)
     )
     paths["markdown"].write_text(body + "\n", encoding="utf-8")
     return paths

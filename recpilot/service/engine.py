@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from recpilot.agent.runner import Recommender, TurnResult
-from recpilot.service.feedback import FeedbackStore
-from recpilot.service.profiles import ProfileService, long_term_profiles
+from recpilot.service.feedback import FEEDBACK_FILE, FeedbackStore
+from recpilot.service.profiles import LongTermProfiles, ProfileService
 from recpilot.service.schemas import RecommendRequest
 from recpilot.traces.recorder import NodeTrace
 from recpilot.traces.store import TraceStore
@@ -35,9 +35,9 @@ class Engine:
         self.settings = rec.settings
         self.lock = threading.Lock()
         self.traces = rec.traces or TraceStore.in_home(rec.settings.home)
-        self.feedback = FeedbackStore(rec.settings.home / "feedback.sqlite")
+        self.feedback = FeedbackStore(rec.settings.home / FEEDBACK_FILE)
         self.profiles = ProfileService(
-            rec.services.catalogue, self.feedback, long_term_profiles(rec.settings)
+            rec.services.catalogue, self.feedback, LongTermProfiles(rec.settings, rec.store)
         )
 
     def run(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from recpilot.service.schemas import FeedbackOut, FeedbackRequest
 
+FEEDBACK_FILE = "feedback.sqlite"  # in the data directory
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

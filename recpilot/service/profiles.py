@@ -1,28 +1,27 @@
 """User profiles as the service shows them: dataset history, feedback, long-term memory.
 
-The long-term profile store (LangGraph store, ``recpilot.memory.profiles``) comes with
-issue #4. The service talks to it only through :class:`LongTermProfiles`; until it is
-wired in, :func:`long_term_profiles` finds none and profiles show the dataset history and
-the service's feedback only.
-
-Wiring, once ``recpilot.memory.profiles`` exists: give it a function
-``service_profile_source(settings) -> LongTermProfiles`` (an object with ``get`` and
-``delete`` below), and the service uses it — nothing here changes.
+The long-term profile is the LangGraph store of :mod:`recpilot.memory.profiles` (the
+one the graph reads and writes); deleting a profile is
+:func:`recpilot.agent.profile_ops.forget_user` — the same as ``recpilot profile forget``.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections import Counter
-from typing import Any, Protocol
+from typing import Any
 
+from langgraph.store.base import BaseStore
+
+from recpilot.agent.profile_ops import Forgotten, forget_user
 from recpilot.agent.settings import Settings
+from recpilot.memory.profiles import load_profile, save_profile
 from recpilot.service.feedback import FeedbackStore
-from recpilot.service.schemas import HistoryItem, ProfileDeleted, ProfileOut
+from recpilot.service.schemas import FeedbackRequest, HistoryItem, ProfileDeleted, ProfileOut
 from recpilot.tools.catalogue import Catalogue
 
-LIKED_RATING = 4.0
+LIKED_RATING = 4.0  # a rating at or above this counts as a like
+DISLIKED_RATING = 2.0  # at or below: a dislike
 
 
 def _number(value: Any) -> float | None:
@@ -33,26 +32,40 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-class LongTermProfiles(Protocol):
-    """What the service needs from the long-term profile store."""
+class LongTermProfiles:
+    """The long-term profile store as the service uses it.
+
+    Args:
+        settings: the data directory (for :func:`forget_user`).
+        store: the store the Recommender's graph uses.
+    """
+
+    def __init__(self, settings: Settings, store: BaseStore) -> None:
+        self.settings = settings
+        self.store = store
 
     def get(self, user_id: str) -> dict[str, Any] | None:
-        """The stored profile as JSON-able data, or None when there is none."""
-        ...
+        """The stored profile as JSON-able data, or None when nothing is stored."""
+        profile = load_profile(self.store, user_id)
+        return None if profile.is_empty() else profile.model_dump(mode="json")
 
-    def delete(self, user_id: str) -> bool:
-        """Forget the user's stored profile; True if there was one."""
-        ...
+    def record(self, fb: FeedbackRequest) -> bool:
+        """Fold explicit feedback into the profile: like, dislike, or a rating (>= 4 like,
+        <= 2 dislike). Returns True if the profile changed (clicks and skips do not)."""
+        like = fb.kind == "like" or (fb.kind == "rating" and (fb.rating or 0) >= LIKED_RATING)
+        dislike = fb.kind == "dislike" or (
+            fb.kind == "rating" and (fb.rating or 5) <= DISLIKED_RATING
+        )
+        if not (like or dislike):
+            return False
+        profile = load_profile(self.store, fb.user_id)
+        profile.like(fb.item_id) if like else profile.dislike(fb.item_id)
+        save_profile(self.store, profile)
+        return True
 
-
-def long_term_profiles(settings: Settings) -> LongTermProfiles | None:
-    """The long-term store's adapter, if ``recpilot.memory.profiles`` provides one."""
-    try:
-        module = importlib.import_module("recpilot.memory.profiles")
-    except ImportError:
-        return None
-    factory = getattr(module, "service_profile_source", None)
-    return factory(settings) if callable(factory) else None
+    def delete(self, user_id: str) -> Forgotten:
+        """Forget the user: profile, chat threads, traces, feedback rows."""
+        return forget_user(self.settings, user_id)
 
 
 class ProfileService:
@@ -106,9 +119,16 @@ class ProfileService:
         )
 
     def delete(self, user_id: str) -> ProfileDeleted:
-        """Delete what the user gave recpilot: feedback and the long-term profile."""
-        removed = self.feedback.delete_user(user_id)
-        long_term = self.long_term.delete(user_id) if self.long_term else False
+        """Delete what the user gave recpilot: feedback, the long-term profile, their chat
+        threads and traces (as ``recpilot profile forget``)."""
+        if self.long_term is None:
+            removed = self.feedback.delete_user(user_id)
+            return ProfileDeleted(user_id=user_id, deleted_feedback=removed)
+        gone = self.long_term.delete(user_id)
         return ProfileDeleted(
-            user_id=user_id, deleted_feedback=removed, deleted_long_term=long_term
+            user_id=user_id,
+            deleted_feedback=gone.feedback_rows,
+            deleted_long_term=gone.profile_items > 0,
+            deleted_threads=gone.threads,
+            deleted_traces=gone.traces,
         )

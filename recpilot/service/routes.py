@@ -86,17 +86,24 @@ def get_profile(user_id: str, engine: EngineDep) -> ProfileOut:
 
 @router.delete("/profiles/{user_id}", response_model=ProfileDeleted, tags=["users"])
 def delete_profile(user_id: str, engine: EngineDep) -> ProfileDeleted:
-    """Forget what the user gave recpilot (feedback, long-term profile)."""
-    return engine.profiles.delete(user_id)
+    """Forget the user: feedback, long-term profile, chat threads and traces."""
+    with engine.lock:  # no graph run may hold the stores meanwhile
+        return engine.profiles.delete(user_id)
 
 
 @router.post("/feedback", response_model=FeedbackOut, status_code=201, tags=["users"])
 def feedback(req: FeedbackRequest, engine: EngineDep) -> FeedbackOut:
-    """Store a user's reaction to a catalogue item (like, dislike, rating, click, skip)."""
+    """Store a user's reaction to a catalogue item (like, dislike, rating, click, skip).
+
+    Likes, dislikes and ratings (>= 4 like, <= 2 dislike) also go into the user's
+    long-term profile, which later recommendations read."""
     catalogue = engine.rec.services.catalogue  # type: ignore[union-attr]
     if not catalogue.has(req.item_id):
         raise HTTPException(422, f"item id {req.item_id!r} is not in the catalogue")
-    return engine.feedback.add(req)
+    with engine.lock:
+        if engine.profiles.long_term is not None:
+            engine.profiles.long_term.record(req)  # likes/dislikes shape later requests
+        return engine.feedback.add(req)
 
 
 @router.get("/traces", response_model=list[TraceSummary], tags=["traces"])

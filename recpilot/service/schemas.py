@@ -127,7 +127,9 @@ class ProfileDeleted(BaseModel):
 
     user_id: str
     deleted_feedback: int
-    deleted_long_term: bool
+    deleted_long_term: bool = False
+    deleted_threads: list[str] = []
+    deleted_traces: int = 0
 
 
 class ErrorOut(BaseModel):

@@ -29,6 +29,8 @@ NODE_INPUTS: dict[str, tuple[str, ...]] = {
     "coarse": ("candidates",),
     "fine": ("candidates", "plan"),
     "respond": ("candidates", "k"),
+    "generate": ("intent", "plan", "thread_constraints"),
+    "remember": ("user_id", "message", "intent", "items"),
 }
 SKIP_OUTPUTS = {"stages", "messages", "llm_down"}
 

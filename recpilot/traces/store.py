@@ -36,6 +36,9 @@ CREATE INDEX IF NOT EXISTS traces_started ON traces (started_at);
 """
 
 
+TRACES_FILE = "traces.sqlite"  # in the data directory
+
+
 class TraceSummary(BaseModel):
     """One line of ``trace list``: when, who, what, how long, what went wrong."""
 
@@ -84,7 +87,7 @@ class TraceStore:
     @classmethod
     def in_home(cls, home: Path, keep: int = 5000) -> TraceStore:
         """The store of a data directory: ``home/traces.sqlite``."""
-        return cls(Path(home) / "traces.sqlite", keep)
+        return cls(Path(home) / TRACES_FILE, keep)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -124,6 +127,16 @@ class TraceStore:
             "(SELECT rowid FROM traces ORDER BY rowid DESC LIMIT ?)",
             (self.keep,),
         ).rowcount
+
+    def vacuum(self) -> None:
+        """Rewrite the file so deleted rows do not linger in free pages."""
+        with self._lock:
+            self._conn.execute("VACUUM")
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete every run of ``user_id``; returns how many were deleted."""
+        with self._db() as conn:
+            return conn.execute("DELETE FROM traces WHERE user_id = ?", (user_id,)).rowcount
 
     def prune(self) -> int:
         """Delete all but the newest ``keep`` runs now; returns how many were deleted."""

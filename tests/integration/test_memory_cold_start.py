@@ -76,7 +76,11 @@ def test_no_horror_holds_two_turns_later_survives_restart_and_forget_erases(home
 
     forgot = cli(home, "profile", "forget", user)
     assert forgot.returncode == 0, forgot.stderr
-    assert "deleted 1 profile item(s) and 1 chat thread(s) (h4-thread)" in forgot.stdout
+    assert "deleted 1 profile item(s), 1 chat thread(s) (h4-thread), 4 trace(s)" in forgot.stdout
+    traces = sqlite3.connect(home / "traces.sqlite")
+    assert (
+        traces.execute("SELECT count(*) FROM traces WHERE user_id = ?", (user,)).fetchone()[0] == 0
+    )
     store = sqlite3.connect(home / "profiles.sqlite")
     assert not store.execute("SELECT * FROM store WHERE prefix LIKE ?", (f"%{user}%",)).fetchall()
     db = sqlite3.connect(home / "checkpoints.sqlite")

@@ -73,7 +73,13 @@ def test_recommend_user_196_with_the_embedded_llm(home, embedded_llm, rated_by_1
     result = json.loads(out.stdout)
     check_ten_valid(result, rated_by_196, items)
     assert result["stages_ran"] == [
-        "understand", "plan", "recall", "coarse", "fine", "respond", "remember"
+        "understand",
+        "plan",
+        "recall",
+        "coarse",
+        "fine",
+        "respond",
+        "remember",
     ]
     assert not result["fine_fell_back"]
     assert result["llm"]["calls"] >= 2 and result["llm"]["prompt_tokens"] > 0

@@ -146,7 +146,7 @@ def test_feedback_and_profile_cli(tiny_settings):
     table = runner.invoke(app, [*home, "profile", "show", "fb"])
     assert "Groundhog Day" in table.output
     forgot = runner.invoke(app, [*home, "profile", "forget", "fb"])
-    assert "deleted 1 profile item(s) and 0 chat thread(s)" in forgot.output
+    assert "deleted 1 profile item(s), 0 chat thread(s)" in forgot.output
     again = runner.invoke(app, [*home, "profile", "forget", "fb"])
     assert "nothing stored for user fb" in again.output
 

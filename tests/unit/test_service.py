@@ -136,9 +136,12 @@ def test_feedback_and_profile_get_delete(client):
         ("4", "dislike"),
     ]
     assert profile["top_categories"][0][0] in {"Comedy", "Children's", "Romance"}
+    # the like/dislike reached the long-term profile the graph reads
+    assert profile["long_term"]["liked"] == ["9"] and profile["long_term"]["disliked"] == ["4"]
     deleted = client.delete("/v1/profiles/u2").json()
-    assert deleted == {"user_id": "u2", "deleted_feedback": 2, "deleted_long_term": False}
-    assert client.get("/v1/profiles/u2").json()["feedback"] == []
+    assert deleted["deleted_feedback"] == 2 and deleted["deleted_long_term"] is True
+    after = client.get("/v1/profiles/u2").json()
+    assert after["feedback"] == [] and after["long_term"] is None
     assert client.get("/v1/profiles/stranger").status_code == 404
     # feedback alone makes a profile for a user outside the dataset
     client.post("/v1/feedback", json={"user_id": "newbie", "item_id": "1", "kind": "like"})

@@ -131,9 +131,7 @@ def generate(state: State, runtime: Runtime[Services]) -> dict:
     cons = state.get("thread_constraints") or Constraints()
     kept, rejected = resolve_proposals(out["titles"], cat, cons, exclude)
     update: dict = {"pseudo_items": kept}
-    note = f"kept {len(kept)}/{len(out['titles'])}: " + ", ".join(
-        cat.get(i).title for i in kept
-    )
+    note = f"kept {len(kept)}/{len(out['titles'])}: " + ", ".join(cat.get(i).title for i in kept)
     if rejected:
         note += "; rejected " + "; ".join(rejected)
     if kept and "collaborative" not in plan.channels:

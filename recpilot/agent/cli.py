@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from recpilot.agent.llm import LLMError
@@ -58,12 +59,23 @@ SampleGenOpt = Annotated[
 ]
 
 
+def one_line(err: ValidationError) -> str:
+    """A pydantic error as one line: ``invalid <model>: field: message; …``."""
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()
+    ]
+    return f"invalid {err.title}: " + "; ".join(parts)
+
+
 @contextlib.contextmanager
 def clean_errors() -> Iterator[None]:
     """Turn the known error types into one red line and a non-zero exit."""
     try:
         yield
-    except (IngestError, ValidationError, ValueError, KeyError) as err:
+    except ValidationError as err:
+        err_console.print(f"[red]error:[/] {escape(one_line(err))}")
+        raise typer.Exit(2) from None
+    except (IngestError, ValueError, KeyError) as err:
         err_console.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
     except (FileNotFoundError, FetchError, LLMSetupError, LLMError, OSError) as err:
@@ -463,6 +475,14 @@ def eval_command(
         err_console.print("[red]error:[/] --resume needs --out (the folder of the run to resume)")
         raise typer.Exit(2)
     out_dir = out or default_out_dir(settings)
+    if resume and not out_dir.is_dir():
+        err_console.print(f"[red]error:[/] --resume: {out_dir} is not a folder of an earlier run")
+        raise typer.Exit(2)
+    try:  # before any work: a bad --out must not cost a whole run
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err_console.print(f"[red]error:[/] --out {out_dir}: cannot create the folder ({exc})")
+        raise typer.Exit(2) from None
     with clean_errors():
         config = EvalConfig(
             dataset=settings.dataset,
@@ -494,7 +514,6 @@ def eval_command(
             )
             results = run_eval(settings, config, hooks, command=["recpilot", *sys.argv[1:]])
         paths = write_outputs(results, out_dir)
-    from rich.markup import escape
 
     full = results["results"]["full"]
     for name, m in full.items():

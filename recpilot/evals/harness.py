@@ -86,6 +86,8 @@ FINE_WEIGHTS = [round(w, 2) for w in np.linspace(0.0, 1.0, 11)]
 Protocol = Literal["full", "sampled-uniform", "sampled-popularity"]
 
 
+SECRET_SETTINGS = {"llm_api_key", "embedding_api_key", "api_keys"}  # kept out of outputs
+
 class EvalConfig(BaseModel):
     """What ``recpilot eval`` runs (every field is written to the results JSON)."""
 
@@ -163,7 +165,10 @@ class RunCache:
     Args:
         path: the JSONL file (created on first write).
         fingerprint: a string identifying the configuration.
-        resume: read existing lines (else the file is started afresh).
+        resume: read existing lines (else the file must not hold runs yet).
+
+    Raises:
+        ValueError: not ``resume`` and ``path`` already holds runs (never deleted unasked).
     """
 
     def __init__(self, path: Path, fingerprint: str, resume: bool) -> None:
@@ -178,8 +183,11 @@ class RunCache:
                     continue  # a line cut by the kill
                 if row.get("fingerprint") == fingerprint:
                     self.entries[tuple(row["key"])] = row
-        elif path.exists():
-            path.unlink()
+        elif path.is_file() and path.stat().st_size:
+            raise ValueError(
+                f"{path.parent} holds saved LLM runs ({path.name}); pass --resume to reuse "
+                "them, or choose another --out"
+            )
 
     def get(self, key: tuple[str, ...]) -> tuple[str, RunRecord, list[str]] | None:
         """``(target, record, ranked)`` saved under ``key``, or None."""
@@ -553,7 +561,8 @@ def run_eval(
     cache = None
     if config.out_dir is not None:
         shaping = config.model_dump(mode="json", exclude={"out_dir", "resume"})
-        fingerprint = json.dumps([shaping, settings.model_dump(mode="json")], sort_keys=True)
+        public = settings.model_dump(mode="json", exclude=SECRET_SETTINGS)  # never store keys
+        fingerprint = json.dumps([shaping, public], sort_keys=True)
         cache = RunCache(config.out_dir / "llm_runs.jsonl", fingerprint, config.resume)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()

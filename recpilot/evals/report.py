@@ -286,20 +286,17 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for h, by in cold["by_history"].items():
             out += [f"### history = {h}", "", metric_table(by, ks), ""]
+    out += ["## Plots", "", f"![metric by pipeline]({PLOT_PIPELINE})", ""]
+    if cold["by_history"]:
+        out += [f"![metric by history length]({PLOT_HISTORY})", ""]
     out += [
-        "## Plots",
-        "",
-        f"![metric by pipeline]({PLOT_PIPELINE})",
-        "",
-        f"![metric by history length]({PLOT_HISTORY})",
-        "",
         "## Notes",
         "",
         "- HR@K equals Recall@K under leave-one-out. MRR is over the returned list (20 items "
         "in full ranking). Items the funnel does not return count as not ranked.",
         "- Channel-alone rows read the recall node's output (the channel's own order). "
         "Semantic recall alone is not a row: leave-one-out requests carry no text query, "
-        "so the channel returns nothing (it is exercised by `recpilot eval cold-start`, "
+        "so the channel returns nothing (it is exercised by `recpilot eval-cold-start`, "
         "whose requests are messages).",
         "- Sampled protocols: recall is limited to the 101 items (graph input `shown`); "
         "coarse orders all of them; LLM pipelines re-rank the coarse top 20, the other 81 "
@@ -337,5 +334,5 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     if body["cold_start"]["by_history"]:
         plot_by_history(body, paths["plot_history"])
     else:
-        del paths["plot_history"]
+        paths.pop("plot_history").unlink(missing_ok=True)  # no stale plot from an older run
     return paths

@@ -169,3 +169,5 @@ def test_eval_cli_with_the_llm_on_one_user(
     base = results["models"]["coarse_base_for_llm"]
     cost = results["cost"][f"recall+coarse[{base}]+fine:listwise"]
     assert cost["users"] == 1 and cost["llm_calls_per_user"] >= 1
+    saved = (tmp_path / "out" / "llm_runs.jsonl").read_text()
+    assert saved and "api_key" not in saved  # secrets never reach the outputs

@@ -79,4 +79,6 @@ def test_run_cache_resumes_only_the_same_configuration(tmp_path) -> None:
         rec.candidates,
     )
     assert RunCache(path, "cfg-2", resume=True).get(key) is None  # other configuration
-    assert RunCache(path, "cfg-1", resume=False).get(key) is None and not path.exists()
+    with pytest.raises(ValueError, match="--resume"):  # saved runs are never deleted unasked
+        RunCache(path, "cfg-1", resume=False)
+    assert RunCache(path, "cfg-1", resume=True).get(key) is not None

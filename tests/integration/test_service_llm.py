@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from httpx_sse import EventSource
 
 from recpilot.agent.settings import Settings
 from recpilot.service.background import serve_in_thread as running_service
@@ -46,14 +47,8 @@ def service(ml100k_home: Path, embedded_llm: str):
 
 
 def sse(response: httpx.Response) -> list[tuple[str, dict]]:
-    events, event = [], None
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:") and event:
-            events.append((event, json.loads(line[5:].strip())))
-            event = None
-    return events
+    """The stream's ``(event, data)`` pairs, parsed by httpx-sse."""
+    return [(e.event, json.loads(e.data)) for e in EventSource(response).iter_sse()]
 
 
 def test_ready_checks_the_llm_chroma_and_stores(service):

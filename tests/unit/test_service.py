@@ -9,6 +9,7 @@ import json
 import httpx
 import openai
 import pytest
+from httpx_sse import EventSource
 
 from recpilot.service.background import serve_in_thread as running_service
 
@@ -29,14 +30,8 @@ def client(service):
 
 
 def sse(response: httpx.Response) -> list[tuple[str, dict]]:
-    events, event = [], None
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:") and event:
-            events.append((event, json.loads(line[5:].strip())))
-            event = None
-    return events
+    """The stream's ``(event, data)`` pairs, parsed by httpx-sse."""
+    return [(e.event, json.loads(e.data)) for e in EventSource(response).iter_sse()]
 
 
 def test_recommend_returns_items_stages_and_a_stored_trace(client):

@@ -21,7 +21,8 @@ from recpilot.tools.catalogue import Catalogue, Constraints
 _NEGATION = r"(?:no|not|without|except|avoid|nothing|none of|skip|exclude|excluding|hate)"
 _WORD = r"[a-z][a-z'\-]*(?: fi| fiction| noir)?"
 _NEG_RE = re.compile(
-    rf"\b{_NEGATION}\s+(?:more\s+|any\s+|the\s+)?({_WORD}(?:\s*(?:,|or|and|nor|/)\s*{_WORD})*)"
+    rf"\b{_NEGATION}\s+(?:more\s+|any\s+|the\s+)?"
+    rf"({_WORD}(?:\s*(?:,|or|and|nor|/)\s*(?:{_NEGATION}\s+)?{_WORD})*)"
 )
 _DECADE_WORDS = {
     "twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
@@ -32,6 +33,14 @@ _BETWEEN_RE = re.compile(r"\bbetween\s+(\d{4})\s+and\s+(\d{4})\b")
 _BEFORE_RE = re.compile(r"\b(?:before|older than|pre-?)\s*(\d{4})\b")
 _AFTER_RE = re.compile(r"\b(?:after|newer than|post-?)\s*(\d{4})\b")
 _SINCE_RE = re.compile(r"\bsince\s+(\d{4})\b")
+
+
+_NEGATION_RE = re.compile(r"\b(?:no|nothing|not|none|never|without|avoid)\b[\w\s'-]{0,24}$")
+
+
+def _negated(text: str, start: int) -> bool:
+    """True when a negation ("no", "nothing", "not", …) closely precedes ``start``."""
+    return bool(_NEGATION_RE.search(text[max(0, start - 40) : start]))
 
 
 def _decade(text: str) -> tuple[int, int] | None:
@@ -129,10 +138,16 @@ def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
         year_min, year_max = sorted((int(m.group(1)), int(m.group(2))))
     elif decade := _decade(rest):
         year_min, year_max = decade
-    if m := _BEFORE_RE.search(text):
-        year_max = int(m.group(1)) - 1
-    if m := _AFTER_RE.search(text):
-        year_min = int(m.group(1)) + 1
+    if m := _BEFORE_RE.search(text):  # "before 1980"; negated: "nothing before 1980"
+        if _negated(text, m.start()):
+            year_min = int(m.group(1))
+        else:
+            year_max = int(m.group(1)) - 1
+    if m := _AFTER_RE.search(text):  # "after 2000"; negated: "no films after 2000"
+        if _negated(text, m.start()):
+            year_max = int(m.group(1))
+        else:
+            year_min = int(m.group(1)) + 1
     if m := _SINCE_RE.search(text):
         year_min = int(m.group(1))
     return Constraints(

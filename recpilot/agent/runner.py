@@ -172,7 +172,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             ``settings.traces`` is on).
 
         Raises:
-            ValueError: ``k`` out of range, unknown fine mode or category.
+            ValueError: ``k`` out of range, unknown fine mode or category, or
+                ``thread_id`` names a thread of another user (threads are per user).
         """
         if not 1 <= k <= 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
@@ -186,6 +187,11 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         graph, config = self.once_graph, {}
         if thread_id:
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
+            previous = graph.get_state(config).values
+            if previous and previous.get("user_id") != user_id:
+                raise ValueError(
+                    f"thread {thread_id!r} belongs to another user; start a new thread"
+                )
             if user_id:  # lets `profile forget` find the user's threads
                 config["metadata"] = {"user_id": user_id}
         request = {"user_id": user_id, "thread_id": thread_id, "message": message, "k": k}

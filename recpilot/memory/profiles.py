@@ -40,8 +40,12 @@ class StoreUnavailableError(OSError):
 
 
 def namespace(user_id: str) -> tuple[str, ...]:
-    """The store namespace of one user's memory: ``("users", user_id)``."""
-    return ("users", user_id)
+    """The store namespace of one user's memory: ``("users", label)``.
+
+    LangGraph store labels cannot contain ``.``, so the id is percent-encoded there
+    (``%`` → ``%25``, ``.`` → ``%2E``): distinct ids keep distinct labels.
+    """
+    return ("users", user_id.replace("%", "%25").replace(".", "%2E"))
 
 
 class UserProfile(BaseModel):

@@ -23,7 +23,8 @@ def require_api_key(request: Request) -> None:
     auth = request.headers.get("authorization", "")
     if given is None and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
-    if not given or not any(secrets.compare_digest(given, key) for key in keys):
+    given_bytes = (given or "").encode("utf-8")  # compare_digest refuses non-ASCII str
+    if not given or not any(secrets.compare_digest(given_bytes, k.encode("utf-8")) for k in keys):
         raise HTTPException(
             status_code=401,
             detail="missing or invalid API key (send 'Authorization: Bearer KEY' or 'X-API-Key')",

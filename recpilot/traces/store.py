@@ -8,6 +8,7 @@ read while the service writes.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -189,8 +190,8 @@ class TraceStore:
         """
         with self._db() as conn:
             row = conn.execute("SELECT body FROM traces WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None and len(run_id) >= 6:
-                like = run_id.replace("%", "").replace("_", "") + "%"
+            if row is None and len(run_id) >= 6 and re.fullmatch(r"[A-Za-z0-9-]+", run_id):
+                like = run_id + "%"  # plain id characters only: no LIKE wildcards
                 rows = conn.execute(
                     "SELECT body FROM traces WHERE run_id LIKE ? LIMIT 2", (like,)
                 ).fetchall()

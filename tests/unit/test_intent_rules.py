@@ -20,6 +20,11 @@ def catalogue(tiny_settings):
         ("between 1993 and 1990", [], (1990, 1993)),
         ("anything before 1980", [], (None, 1979)),
         ("after 2000 please", [], (2001, None)),
+        ("nothing after 1980", [], (None, 1980)),
+        ("nothing before 1990", [], (1990, None)),
+        ("no movies older than 1990", [], (1990, None)),
+        ("no horror, before 1990 please", ["Horror"], (None, 1989)),
+        ("no horror, no comedy", ["Horror", "Comedy"], (None, None)),
     ],
 )
 def test_constraints_from_message(catalogue, message, exclude, years):

@@ -119,7 +119,9 @@ def test_forget_user_deletes_profile_and_only_their_threads(tiny_settings):
         rec.run("u5", "a comedy", 3, thread_id="t-u5-b")
         rec.run("u6", "no comedy", 3, thread_id="t-u6")
     gone = forget_user(tiny_settings, "u5")
-    assert gone.profile_items == 1 and sorted(gone.threads) == ["t-u5-a", "t-u5-b"]
+    # (the session's tiny home may hold other u5 threads from other tests)
+    assert gone.profile_items == 1 and {"t-u5-a", "t-u5-b"} <= set(gone.threads)
+    assert "t-u6" not in gone.threads
     db = sqlite3.connect(tiny_settings.home / "checkpoints.sqlite")
     threads = {r[0] for r in db.execute("SELECT DISTINCT thread_id FROM checkpoints")}
     writes = {r[0] for r in db.execute("SELECT DISTINCT thread_id FROM writes")}

@@ -27,6 +27,16 @@ def test_thread_persists_in_sqlite_across_restarts(tiny_settings):
     assert not {i.item_id for i in first.items} & {i.item_id for i in second.items}
 
 
+def test_a_thread_belongs_to_one_user(tiny_settings):
+    with Recommender(tiny_settings, use_llm=False) as rec:
+        rec.run("u8", "no horror", 3, thread_id="owned-1")
+        with pytest.raises(ValueError, match="belongs to another user"):
+            rec.run("u6", "more like that", 3, thread_id="owned-1")
+        with pytest.raises(ValueError, match="belongs to another user"):
+            rec.run(None, "more like that", 3, thread_id="owned-1")
+        assert rec.run("u8", "more like that", 3, thread_id="owned-1").items
+
+
 def test_contradictory_years_are_bad_input(tiny_settings):
     with Recommender(tiny_settings, use_llm=False) as rec:
         with pytest.raises(ValueError, match="year_min 2000 is after year_max 1990"):

@@ -51,7 +51,12 @@ def test_recommend_returns_items_stages_and_a_stored_trace(client):
 
 
 def test_without_a_valid_key_every_api_call_is_401(service):
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "nope"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"X-API-Key": "nope"},
+        {"X-API-Key": "k\u00e9y".encode()},  # non-ASCII: still a 401, not a 500
+    ):
         r = httpx.post(f"{service}/v1/recommend", json={"k": 2}, headers=headers)
         assert r.status_code == 401 and "API key" in r.json()["error"]
     assert httpx.get(f"{service}/v1/traces").status_code == 401
@@ -214,3 +219,21 @@ def test_oversized_chunked_body_without_content_length_is_refused(client):
     r = client.post("/v1/recommend", content=chunks(), headers={"Content-Type": "application/json"})
     assert "content-length" not in r.request.headers
     assert r.status_code == 413 and "larger than 4096 bytes" in r.json()["error"]
+
+
+def test_user_ids_with_dots_work_end_to_end_and_can_be_forgotten(client):
+    user = "john.doe"
+    assert client.post("/v1/recommend", json={"user_id": user, "k": 2}).status_code == 200
+    fb = {"user_id": user, "item_id": "1", "kind": "like"}
+    assert client.post("/v1/feedback", json=fb).status_code == 201
+    assert client.get(f"/v1/profiles/{user}").json()["long_term"]["liked"] == ["1"]
+    gone = client.delete(f"/v1/profiles/{user}").json()
+    assert gone["deleted_long_term"] is True and gone["deleted_feedback"] == 1
+    assert gone["deleted_traces"] >= 1
+    assert client.get(f"/v1/profiles/{user}").status_code == 404
+
+
+def test_trace_prefix_with_like_wildcards_matches_nothing(client):
+    client.post("/v1/recommend", json={"k": 2})
+    for prefix in ("______", "%%%%%%"):
+        assert client.get(f"/v1/traces/{prefix}").status_code == 404

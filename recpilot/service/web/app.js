@@ -101,7 +101,9 @@ function renderTrace(trace) {
 }
 
 function renderItems(bubble, result) {
-  bubble.textContent = result.reply.split(":")[0] + ":";
+  // the reply lists the titles after "…picks:"; the list below shows them, so keep the lead-in
+  const cut = result.items.length ? result.reply.indexOf(":") : -1;
+  bubble.textContent = cut >= 0 ? result.reply.slice(0, cut + 1) : result.reply;
   const list = el("ol", { class: "items", id: "items" });
   for (const it of result.items) {
     list.append(el("li", { class: "item", "data-item-id": it.item_id },

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sqlite3
 import sys
 import time
 import uuid
@@ -61,9 +62,7 @@ SampleGenOpt = Annotated[
 
 def one_line(err: ValidationError) -> str:
     """A pydantic error as one line: ``invalid <model>: field: message; …``."""
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()
-    ]
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()]
     return f"invalid {err.title}: " + "; ".join(parts)
 
 
@@ -76,10 +75,10 @@ def clean_errors() -> Iterator[None]:
         err_console.print(f"[red]error:[/] {escape(one_line(err))}")
         raise typer.Exit(2) from None
     except (IngestError, ValueError, KeyError) as err:
-        err_console.print(f"[red]error:[/] {err}")
+        err_console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(2) from None
-    except (FileNotFoundError, FetchError, LLMSetupError, LLMError, OSError) as err:
-        err_console.print(f"[red]error:[/] {err}")
+    except (FileNotFoundError, FetchError, LLMSetupError, LLMError, OSError, sqlite3.Error) as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(1) from None
 
 

@@ -18,6 +18,7 @@ from recpilot.agent.settings import Settings
 from recpilot.memory.checkpoints import forget_threads, open_checkpointer
 from recpilot.memory.profiles import (
     UserProfile,
+    check_user_id,
     forget_profile,
     load_profile,
     open_store,
@@ -43,14 +44,6 @@ class Forgotten(BaseModel):
     threads: list[str]
     traces: int = 0
     feedback_rows: int = 0
-
-
-def check_user_id(user_id: str) -> str:
-    """``user_id`` stripped; raises ValueError if empty."""
-    user_id = user_id.strip()
-    if not user_id:
-        raise ValueError("user id must not be empty")
-    return user_id
 
 
 def record_feedback(settings: Settings, user_id: str, item_id: str, like: bool) -> UserProfile:
@@ -86,12 +79,12 @@ def forget_user(settings: Settings, user_id: str) -> Forgotten:
         A :class:`Forgotten` listing what was deleted (zeros if nothing was stored).
     """
     user_id = check_user_id(user_id)
-    with open_store(settings) as store:
-        n_items = forget_profile(store, user_id)
-        if n_items and isinstance(getattr(store, "conn", None), sqlite3.Connection):
-            store.conn.execute("VACUUM")  # deleted rows must not linger in free pages
-    saver = open_checkpointer(settings.home)
+    saver = open_checkpointer(settings.home)  # opened first: a broken file deletes nothing
     try:
+        with open_store(settings) as store:
+            n_items = forget_profile(store, user_id)
+            if n_items and isinstance(getattr(store, "conn", None), sqlite3.Connection):
+                store.conn.execute("VACUUM")  # deleted rows must not linger in free pages
         threads = forget_threads(saver, user_id)
         if threads:
             saver.conn.commit()

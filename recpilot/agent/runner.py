@@ -23,7 +23,7 @@ from recpilot.agent.services import Services, load_services
 from recpilot.agent.settings import Settings
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.memory.checkpoints import open_checkpointer
-from recpilot.memory.profiles import open_store
+from recpilot.memory.profiles import check_user_id, open_store
 from recpilot.tools.catalogue import Constraints
 from recpilot.traces.export import Exporter, exporters_from
 from recpilot.traces.recorder import NodeTrace, TraceRecorder, new_run_id
@@ -172,7 +172,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             ``settings.traces`` is on).
 
         Raises:
-            ValueError: ``k`` out of range, unknown fine mode or category, or
+            ValueError: ``k`` out of range, an invalid user id, unknown fine mode or
+                category, or
                 ``thread_id`` names a thread of another user (threads are per user).
         """
         if not 1 <= k <= 100:
@@ -180,6 +181,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         if fine_mode not in (None, "pointwise", "listwise", "off"):
             raise ValueError(f"fine mode must be pointwise, listwise or off, got {fine_mode!r}")
         assert self.services is not None, "use Recommender as a context manager"
+        if user_id is not None:
+            check_user_id(user_id)
         if constraints is not None:
             constraints = self.normalized(constraints)
         llm = self.services.llm

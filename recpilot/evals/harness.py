@@ -88,6 +88,7 @@ Protocol = Literal["full", "sampled-uniform", "sampled-popularity"]
 
 SECRET_SETTINGS = {"llm_api_key", "embedding_api_key", "api_keys"}  # kept out of outputs
 
+
 class EvalConfig(BaseModel):
     """What ``recpilot eval`` runs (every field is written to the results JSON)."""
 

@@ -20,6 +20,7 @@ path → ``home/profiles.sqlite`` (or that file); ``postgresql://…`` → ``Pos
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,6 +38,25 @@ MAX_PREFERENCES = 10
 
 class StoreUnavailableError(OSError):
     """The configured profile store cannot be opened (e.g. its driver is missing)."""
+
+
+USER_ID_PATTERN = r"[A-Za-z0-9._:@-]{1,64}"  # the same rule as the HTTP service's schemas
+
+
+def check_user_id(user_id: str) -> str:
+    """``user_id`` if it is a valid id: 1–64 of letters, digits and ``. _ : @ -``.
+
+    One rule everywhere (CLI, runner, service), so every stored id can be shown and
+    forgotten again; wildcards such as ``*`` never reach the store.
+
+    Raises:
+        ValueError: an empty or otherwise invalid id (the message gives the rule).
+    """
+    if not re.fullmatch(USER_ID_PATTERN, user_id or ""):
+        raise ValueError(
+            f"invalid user id {user_id!r}: use 1-64 letters, digits, '.', '_', ':', '@' or '-'"
+        )
+    return user_id
 
 
 def namespace(user_id: str) -> tuple[str, ...]:
@@ -116,7 +136,8 @@ def open_store(settings: Settings) -> Iterator[BaseStore]:
 
     Raises:
         StoreUnavailableError: a PostgreSQL URL is set but ``langgraph-checkpoint-postgres`` is
-            not installed (the message names the extra to install).
+            not installed (the message names the extra to install), or the store cannot be
+            opened (unreachable server, a file that is not a SQLite database).
     """
     kind, where = store_backend(settings)
     if kind == "postgres":
@@ -127,8 +148,12 @@ def open_store(settings: Settings) -> Iterator[BaseStore]:
                 "RECPILOT_STORE_URL is a PostgreSQL URL but the PostgreSQL store is not "
                 "installed: pip install 'recpilot[postgres]'"
             ) from err
-        with PostgresStore.from_conn_string(where) as pg_store:
-            pg_store.setup()
+        with contextlib.ExitStack() as stack:
+            try:
+                pg_store = stack.enter_context(PostgresStore.from_conn_string(where))
+                pg_store.setup()
+            except Exception as err:  # psycopg's errors: connection refused, auth, …
+                raise StoreUnavailableError(f"profile store {where}: {err}") from err
             yield pg_store
         return
     from langgraph.store.sqlite import SqliteStore
@@ -136,8 +161,11 @@ def open_store(settings: Settings) -> Iterator[BaseStore]:
     Path(where).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(where, check_same_thread=False, isolation_level=None)
     try:
-        store = SqliteStore(conn)
-        store.setup()
+        try:
+            store = SqliteStore(conn)
+            store.setup()
+        except sqlite3.Error as err:
+            raise StoreUnavailableError(f"profile store {where}: {err}") from err
         yield store
     finally:
         conn.close()

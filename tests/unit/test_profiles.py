@@ -213,3 +213,31 @@ def test_summarize_writes_the_llm_summary_into_the_profile(tiny_settings):
     assert "Toy Story" in llm.calls[0].messages[0]["content"]  # u1's history is in the prompt
     with pytest.raises(ValueError, match="nothing known"):
         summarize_user(tiny_settings, cat, _client(), "nobody")
+
+
+@pytest.mark.parametrize("bad", ["*", " eve ", "", "[a]", "x" * 65, "a\nb"])
+def test_invalid_user_ids_are_refused_before_touching_the_store(tiny_settings, bad):
+    with pytest.raises(ValueError, match="invalid user id"):
+        forget_user(tiny_settings, bad)
+    with Recommender(tiny_settings, use_llm=False) as rec, pytest.raises(ValueError):
+        rec.run(bad, None, 3)
+
+
+def test_forget_star_is_refused_and_other_profiles_stay(tmp_path):
+    settings = Settings(home=tmp_path, _env_file=None)
+    with open_store(settings) as store:
+        save_profile(store, UserProfile(user_id="keep.me", liked=["1"]))
+    runner = CliRunner()
+    out = runner.invoke(app, ["--home", str(tmp_path), "profile", "forget", "*"])
+    assert out.exit_code == 2 and "invalid user id" in out.output
+    with open_store(settings) as store:
+        assert load_profile(store, "keep.me").liked == ["1"]
+
+
+def test_a_corrupt_store_is_one_error_line_and_nothing_is_deleted(tmp_path):
+    (tmp_path / "profiles.sqlite").write_bytes(b"not a database" * 100)
+    runner = CliRunner()
+    out = runner.invoke(app, ["--home", str(tmp_path), "profile", "show", "u1"])
+    assert out.exit_code == 1
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: profile store")

@@ -159,7 +159,10 @@ def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
 
 
 _LIFT_RE = re.compile(
-    r"\b(?:(?:allow|lift the ban on|ok with|okay with|fine with|happy with)\s+({w})"
+    r"\b(?:(?:allow|lift the ban on|ok with|okay with|fine with|happy with"
+    r"|(?:you can |please )?(?:include|bring back|show me)\s+(?:some\s+)?(?=\S+\s+again)"
+    r"|(?:i\s+)?(?:do\s+)?(?:like|want|love)\s+(?=\S+\s+(?:again|now)\b)"
+    r"|changed my mind about)\s*({w})"
     r"|({w})\s+(?:is|are)\s+(?:ok|okay|fine|allowed|alright)(?:\s+(?:again|now))?)\b".format(
         w=r"[a-z][a-z'\-]*(?: fi| fiction| noir)?(?:\s+(?:films?|movies?))?"
     )
@@ -176,7 +179,8 @@ _AGE_BANDS = [(17, "under 18"), (24, "18-24"), (34, "25-34"), (44, "35-44"), (54
 
 
 def parse_lifted(message: str, catalogue: Catalogue) -> list[str]:
-    """Categories whose exclusion the user lifts: "horror is fine again", "allow horror".
+    """Categories whose exclusion the user lifts: "horror is fine again", "allow horror",
+    "you can include horror again", "I do like horror now", "I changed my mind about horror".
 
     Returns:
         Category names in the catalogue's spelling (empty if none).

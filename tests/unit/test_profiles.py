@@ -75,6 +75,10 @@ def test_rules_read_lifted_exclusions_and_facts(tiny_settings):
     assert parse_lifted("ok, horror is fine again", cat) == ["Horror"]
     assert parse_lifted("allow horror movies", cat) == ["Horror"]
     assert parse_lifted("no horror", cat) == []
+    assert parse_lifted("you can include horror again, something scary", cat) == ["Horror"]
+    assert parse_lifted("actually I do like horror now", cat) == ["Horror"]
+    assert parse_lifted("I changed my mind about horror", cat) == ["Horror"]
+    assert parse_lifted("I like comedy", cat) == []  # a wish, not a lifted ban
     assert parse_facts("something for my kids, I'm 41") == {"audience": "kids", "age_band": "35-44"}
     assert parse_facts("a comedy") == {}
 

@@ -74,11 +74,11 @@ class ProfileService:
     Args:
         catalogue: the active dataset (history, titles).
         feedback: the service's feedback store.
-        long_term: the long-term profile store, or None.
+        long_term: the long-term profile store (the graph's).
     """
 
     def __init__(
-        self, catalogue: Catalogue, feedback: FeedbackStore, long_term: LongTermProfiles | None
+        self, catalogue: Catalogue, feedback: FeedbackStore, long_term: LongTermProfiles
     ) -> None:
         self.catalogue = catalogue
         self.feedback = feedback
@@ -90,7 +90,7 @@ class ProfileService:
         known = cat.known_user(user_id)
         history = cat.user_history(user_id).to_dict("records") if known else []
         feedback = self.feedback.of_user(user_id)
-        long_term = self.long_term.get(user_id) if self.long_term else None
+        long_term = self.long_term.get(user_id)
         if not known and not feedback and not long_term:
             return None
         liked = Counter(
@@ -121,9 +121,6 @@ class ProfileService:
     def delete(self, user_id: str) -> ProfileDeleted:
         """Delete what the user gave recpilot: feedback, the long-term profile, their chat
         threads and traces (as ``recpilot profile forget``)."""
-        if self.long_term is None:
-            removed = self.feedback.delete_user(user_id)
-            return ProfileDeleted(user_id=user_id, deleted_feedback=removed)
         gone = self.long_term.delete(user_id)
         return ProfileDeleted(
             user_id=user_id,

@@ -101,8 +101,7 @@ def feedback(req: FeedbackRequest, engine: EngineDep) -> FeedbackOut:
     if not catalogue.has(req.item_id):
         raise HTTPException(422, f"item id {req.item_id!r} is not in the catalogue")
     with engine.lock:
-        if engine.profiles.long_term is not None:
-            engine.profiles.long_term.record(req)  # likes/dislikes shape later requests
+        engine.profiles.long_term.record(req)  # likes/dislikes shape later requests
         return engine.feedback.add(req)
 
 

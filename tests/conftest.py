@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from recpilot.agent.llm import LLMError
-from recpilot.agent.llm_server import EmbeddedLLMServer, LLMSetupError, ensure_gguf
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
+from recpilot.llm.client import LLMError
+from recpilot.llm.server import EmbeddedLLMServer, LLMSetupError, ensure_gguf
 from recpilot.service.cli import serve
 from recpilot.tools.catalogue import Catalogue, Constraints
 from recpilot.tools.collaborative import CollaborativeModel

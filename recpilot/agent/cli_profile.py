@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 
 profile_app = typer.Typer(no_args_is_help=True, help="Long-term user profiles.")
 

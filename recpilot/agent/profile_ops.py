@@ -13,8 +13,8 @@ import sqlite3
 
 from pydantic import BaseModel
 
-from recpilot.agent.llm import LLMClient
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
+from recpilot.llm.client import LLMClient
 from recpilot.memory.checkpoints import forget_threads, open_checkpointer
 from recpilot.memory.profiles import (
     UserProfile,
@@ -138,7 +138,7 @@ def summarize_user(
 
     Raises:
         ValueError: nothing is known about the user (no history, no stored likes).
-        recpilot.agent.llm.LLMError: the LLM failed or answered outside the schema.
+        recpilot.llm.client.LLMError: the LLM failed or answered outside the schema.
     """
     user_id = check_user_id(user_id)
     with open_store(settings) as store:

@@ -17,11 +17,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.llm import LLMClient
-from recpilot.agent.llm_server import resolve_llm
 from recpilot.agent.services import Services, load_services
-from recpilot.agent.settings import Settings
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
+from recpilot.config.settings import Settings
+from recpilot.llm.client import LLMClient
+from recpilot.llm.server import resolve_llm
 from recpilot.memory.checkpoints import open_checkpointer
 from recpilot.memory.profiles import check_user_id, open_store
 from recpilot.tools.catalogue import Constraints
@@ -73,7 +73,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
 
     Raises:
         FileNotFoundError: dataset, index or model missing (message names the fix).
-        recpilot.agent.llm_server.LLMSetupError: the embedded LLM cannot start.
+        recpilot.llm.server.LLMSetupError: the embedded LLM cannot start.
     """
 
     def __init__(self, settings: Settings, use_llm: bool = True) -> None:

@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from recpilot.agent.llm import LLMClient
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
+from recpilot.llm.client import LLMClient
 from recpilot.tools.catalogue import Catalogue
 from recpilot.tools.collaborative import CollaborativeModel
 from recpilot.tools.embeddings import Encoder, make_encoder

@@ -112,7 +112,7 @@ def ml100k_item_texts(ml100k_dir: Path) -> tuple[list[str], list[str]]:
 
 
 def _main(ml100k_dir: Path) -> None:
-    from recpilot.agent.settings import Settings
+    from recpilot.config.settings import Settings
     from recpilot.tools.embeddings import MiniLMEncoder
     from recpilot.tools.item_index import ItemIndex
 

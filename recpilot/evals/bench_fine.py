@@ -20,7 +20,7 @@ import statistics
 import time
 from typing import Any
 
-from recpilot.agent.llm import LLMClient
+from recpilot.llm.client import LLMClient
 from recpilot.tools.fine_rank import DEFAULT_TOP_N, FineModeName, fine_rank
 
 DEFAULT_PROFILE = "Likes animated family films and musicals; rates Disney classics highly."
@@ -156,8 +156,8 @@ def demo_inputs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def main() -> None:
     """CLI: start the LLM (embedded unless RECPILOT_LLM_BASE_URL is set), print the report."""
-    from recpilot.agent.llm_server import resolve_llm
-    from recpilot.agent.settings import Settings
+    from recpilot.config.settings import Settings
+    from recpilot.llm.server import resolve_llm
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="warm runs after the cold one")

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from recpilot.agent.runner import Recommender
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.evals.bench_embeddings import measure_query_latency, measure_throughput
 from recpilot.evals.bench_funnel import measure_funnel, percentiles
 from recpilot.tools.catalogue import Catalogue

@@ -40,7 +40,7 @@ from pydantic import BaseModel, Field
 
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.services import Services
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.evals.harness import llm_client
 from recpilot.evals.metrics import hit_rate_at_k, ndcg_at_k, rank_of
 from recpilot.evals.split import leave_one_out, sample_users

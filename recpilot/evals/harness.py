@@ -40,9 +40,8 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from recpilot.agent.graph import build_graph
-from recpilot.agent.llm import LLMClient
 from recpilot.agent.services import Services
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.evals.metrics import (
     Rank,
     bootstrap_ci,
@@ -61,6 +60,7 @@ from recpilot.evals.split import (
     truncate_histories,
 )
 from recpilot.evals.tuning import AlsParams, TuningResult, ablation, train_als, tune
+from recpilot.llm.client import LLMClient
 from recpilot.tools.catalogue import Catalogue
 from recpilot.tools.collaborative import CollaborativeModel
 from recpilot.tools.embeddings import make_encoder
@@ -525,7 +525,7 @@ def llm_client(settings: Settings, base_url: str | None, needed: bool) -> Iterat
     if base_url:
         yield LLMClient.from_settings(settings, base_url, embedded=settings.llm_base_url is None)
         return
-    from recpilot.agent.llm_server import resolve_llm
+    from recpilot.llm.server import resolve_llm
 
     with resolve_llm(settings) as url:
         yield LLMClient.from_settings(settings, url)

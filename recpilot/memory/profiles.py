@@ -30,7 +30,7 @@ from typing import Literal
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 
 PROFILE_KEY = "profile"
 MAX_PREFERENCES = 10

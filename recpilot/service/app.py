@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recpilot.agent.runner import Recommender
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.service import openai_compat, routes
 from recpilot.service.auth import BodyLimitMiddleware
 from recpilot.service.engine import Engine

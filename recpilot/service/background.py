@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import uvicorn
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.service.app import create_app
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from langgraph.store.base import BaseStore
 
 from recpilot.agent.profile_ops import Forgotten, forget_user
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.memory.profiles import load_profile, save_profile
 from recpilot.service.feedback import FeedbackStore
 from recpilot.service.schemas import FeedbackRequest, HistoryItem, ProfileDeleted, ProfileOut

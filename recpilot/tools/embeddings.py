@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from recpilot.agent.settings import Settings
+    from recpilot.config.settings import Settings
 
 #: Token limit of all-MiniLM-L6-v2 (its sentence-transformers ``max_seq_length``).
 MINILM_MAX_TOKENS = 256

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from recpilot.agent.llm import LLMClient, LLMError, Message
+from recpilot.llm.client import LLMClient, LLMError, Message
 from recpilot.prompts import load_prompt
 
 CHARS_PER_TOKEN = 3.4  # non-digit characters per Qwen2.5 token on these prompts

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from recpilot.agent.settings import Settings
+    from recpilot.config.settings import Settings
     from recpilot.tools.embeddings import Encoder
 
 #: Texts encoded (and added to Chroma) per step of :meth:`ItemIndex.build`.

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.traces.recorder import NodeTrace, RunTrace
 from recpilot.traces.store import TraceNotFound, TraceStore
 

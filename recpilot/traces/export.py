@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.traces.recorder import RunTrace
 
 Exporter = Callable[[RunTrace], None]

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from recpilot.agent.llm import LLMCall
+from recpilot.llm.client import LLMCall
 
 MAX_CANDIDATES = 500  # candidates kept per stage in a trace (recall can return more)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from recpilot.agent.llm_server import EmbeddedLLMServer, ensure_gguf
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
+from recpilot.llm.server import EmbeddedLLMServer, ensure_gguf
 
 
 def shared_llm_home() -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.evals.harness import EvalConfig, run_eval
 from recpilot.evals.pipelines import reblend
 from recpilot.evals.report import write_outputs

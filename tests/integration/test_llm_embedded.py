@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from recpilot.agent.llm import LLMClient
-from recpilot.agent.llm_server import EmbeddedLLMServer, _free_port
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.evals.bench_fine import DEFAULT_PROFILE, demo_inputs
+from recpilot.llm.client import LLMClient
+from recpilot.llm.server import EmbeddedLLMServer, _free_port
 from recpilot.tools.fine_rank import fine_rank
 
 pytestmark = pytest.mark.integration

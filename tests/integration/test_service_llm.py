@@ -20,7 +20,7 @@ import openai
 import pytest
 from httpx_sse import EventSource
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.service.background import serve_in_thread as running_service
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 from recpilot.tools.catalogue import Catalogue
 from recpilot.tools.collaborative import CollaborativeModel
 from recpilot.tools.embeddings import make_encoder

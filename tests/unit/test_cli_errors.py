@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from recpilot.agent.cli import app, one_line
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 
 runner = CliRunner()
 

@@ -10,9 +10,9 @@ import scipy.sparse as sp
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from recpilot.agent.llm import LLMClient
 from recpilot.evals.pipelines import reblend
 from recpilot.evals.tuning import full_ranks
+from recpilot.llm.client import LLMClient
 from recpilot.tools.fine_rank import fine_rank
 
 

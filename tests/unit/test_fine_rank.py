@@ -17,7 +17,7 @@ from langchain_core.language_models.fake_chat_models import (
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from recpilot.agent.llm import LLMClient
+from recpilot.llm.client import LLMClient
 from recpilot.prompts import available_prompts, load_prompt
 from recpilot.tools.fine_rank import (
     describe_item,

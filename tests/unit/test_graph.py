@@ -8,8 +8,8 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.llm import LLMClient
 from recpilot.agent.services import load_services
+from recpilot.llm.client import LLMClient
 from recpilot.tools.catalogue import Catalogue
 
 NO_INTENT = {"query": "", "include_categories": [], "exclude_categories": [], "year_min": 0,

@@ -23,15 +23,15 @@ from langchain_core.language_models.fake_chat_models import (
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from recpilot.agent import llm_server
-from recpilot.agent.llm import LLMClient, LLMError, parse_json, yes_no_probability
-from recpilot.agent.llm_server import (
+from recpilot.config.settings import Settings
+from recpilot.llm import server as llm_server
+from recpilot.llm.client import LLMClient, LLMError, parse_json, yes_no_probability
+from recpilot.llm.server import (
     EmbeddedLLMServer,
     LLMSetupError,
     ensure_gguf,
     resolve_llm,
 )
-from recpilot.agent.settings import Settings
 
 SCHEMA = {
     "type": "object",
@@ -359,7 +359,7 @@ def test_resolve_llm_uses_the_configured_url_without_starting(tmp_path, monkeypa
 
 
 def test_grammar_friendly_drops_only_the_slow_bounds():
-    from recpilot.agent.llm import grammar_friendly
+    from recpilot.llm.client import grammar_friendly
 
     schema = {
         "type": "object",

@@ -6,8 +6,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.llm import LLMClient
 from recpilot.agent.services import load_services
+from recpilot.llm.client import LLMClient
 
 
 def _client(*answers: str) -> LLMClient:

@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 from recpilot.agent.cli import app
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.intent_rules import parse_facts, parse_lifted
-from recpilot.agent.llm import LLMClient
 from recpilot.agent.profile_ops import forget_user
 from recpilot.agent.runner import Recommender
 from recpilot.agent.services import load_services
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
+from recpilot.llm.client import LLMClient
 from recpilot.memory.profiles import (
     StoreUnavailableError,
     UserProfile,

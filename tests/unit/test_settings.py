@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from recpilot.agent.settings import Settings, env_example
+from recpilot.config.settings import Settings, env_example
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -10,7 +10,7 @@ def test_env_example_lists_every_setting():
     text = (REPO / ".env.example").read_text()
     listed = set(re.findall(r"^# RECPILOT_([A-Z0-9_]+)=", text, re.M))
     assert listed == {name.upper() for name in Settings.model_fields}
-    # regenerate with: python -m recpilot.agent.settings > .env.example
+    # regenerate with: python -m recpilot.config.settings > .env.example
     assert text == env_example()
 
 

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from typer.testing import CliRunner
 
 from recpilot.agent.cli import app
-from recpilot.agent.llm import LLMClient
 from recpilot.agent.runner import Recommender
+from recpilot.llm.client import LLMClient
 from recpilot.traces.export import export_otel
 from recpilot.traces.store import TraceNotFound, TraceStore
 

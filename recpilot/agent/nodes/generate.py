@@ -20,10 +20,10 @@ import time
 
 from langgraph.runtime import Runtime
 
-from recpilot.agent.llm import LLMError
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import State
+from recpilot.llm.client import LLMError
 from recpilot.prompts import load_prompt
 from recpilot.tools.catalogue import Catalogue, Constraints
 

@@ -26,10 +26,10 @@ from recpilot.agent.intent_rules import (
     parse_lifted,
     strip_constraints,
 )
-from recpilot.agent.llm import LLMError
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Intent, State
+from recpilot.llm.client import LLMError
 from recpilot.memory.profiles import UserProfile, load_profile
 from recpilot.prompts import load_prompt
 from recpilot.tools.catalogue import Catalogue, Constraints

@@ -41,7 +41,7 @@ from typing import IO
 
 import httpx
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"

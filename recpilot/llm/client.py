@@ -47,7 +47,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from recpilot.agent.settings import Settings
+from recpilot.config.settings import Settings
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 JsonForm = Literal["json_object_schema", "json_schema"]

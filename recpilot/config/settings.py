@@ -176,7 +176,7 @@ class Settings(BaseSettings):
 ENV_EXAMPLE_HEADER = """\
 # recpilot settings. Copy to .env and uncomment what you change.
 # Precedence: command-line flags > RECPILOT_* environment > .env > these defaults.
-# Generated from recpilot/agent/settings.py: python -m recpilot.agent.settings > .env.example
+# Generated from recpilot/config/settings.py: python -m recpilot.config.settings > .env.example
 """
 
 

@@ -1,0 +1,1 @@
+"""Configuration: settings (pydantic-settings) and data paths. Imports nothing from recpilot."""

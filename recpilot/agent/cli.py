@@ -23,17 +23,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from recpilot.cli.traces import trace_app
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue, Constraints
+from recpilot.data.embeddings import make_encoder
+from recpilot.data.ingest import IngestError, ingest
+from recpilot.data.item_index import ItemIndex
+from recpilot.data.movielens import FetchError, fetch_movielens_100k
+from recpilot.funnel.scorers.als import CollaborativeModel
 from recpilot.llm.client import LLMError
 from recpilot.llm.server import EmbeddedLLMServer, LLMSetupError, ensure_gguf
 from recpilot.service.cli import serve
-from recpilot.tools.catalogue import Catalogue, Constraints
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.embeddings import make_encoder
-from recpilot.tools.ingest import IngestError, ingest
-from recpilot.tools.item_index import ItemIndex
-from recpilot.tools.movielens import FetchError, fetch_movielens_100k
-from recpilot.traces.cli import trace_app
 
 if TYPE_CHECKING:
     from recpilot.agent.runner import Recommender
@@ -200,7 +200,7 @@ def train_model(
     Raises:
         ValueError: with ``tune``, the dataset is too small to split.
     """
-    from recpilot.tools.hybrid import HybridParams, save_params
+    from recpilot.funnel.scorers.hybrid import HybridParams, save_params
 
     catalogue = Catalogue.load(settings.dataset_dir)
     params = HybridParams()

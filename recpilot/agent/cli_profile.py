@@ -23,7 +23,7 @@ def _cli():  # imported lazily: cli imports this module
 
 def _catalogue(settings: Settings):
     """The active dataset's catalogue, or None if it is not there (titles then unknown)."""
-    from recpilot.tools.catalogue import Catalogue
+    from recpilot.data.catalogue import Catalogue
 
     try:
         return Catalogue.load(settings.dataset_dir)

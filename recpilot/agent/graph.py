@@ -28,7 +28,7 @@ from recpilot.agent.nodes.respond import respond
 from recpilot.agent.nodes.understand import understand
 from recpilot.agent.services import Services
 from recpilot.agent.state import State
-from recpilot.tools.catalogue import Constraints
+from recpilot.data.catalogue import Constraints
 
 
 def after_coarse(state: State) -> str:
@@ -49,7 +49,7 @@ def build_graph(checkpointer: Checkpointer = None, store: BaseStore | None = Non
     Args:
         checkpointer: a LangGraph checkpointer (e.g. ``SqliteSaver``) for chat threads,
             or None for one-shot requests.
-        store: the long-term profile store (``recpilot.memory.profiles.open_store``), or
+        store: the long-term profile store (``recpilot.stores.profiles.open_store``), or
             None: no profile is read or written.
 
     Returns:

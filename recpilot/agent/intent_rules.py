@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from recpilot.tools.catalogue import Catalogue, Constraints
+from recpilot.data.catalogue import Catalogue, Constraints
 
 _NEGATION = r"(?:no|not|without|except|avoid|nothing|none of|skip|exclude|excluding|hate)"
 _WORD = r"[a-z][a-z'\-]*(?: fi| fiction| noir)?"

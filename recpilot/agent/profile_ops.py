@@ -14,9 +14,12 @@ import sqlite3
 from pydantic import BaseModel
 
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue
 from recpilot.llm.client import LLMClient
-from recpilot.memory.checkpoints import forget_threads, open_checkpointer
-from recpilot.memory.profiles import (
+from recpilot.prompts import load_prompt
+from recpilot.stores.checkpoints import forget_threads, open_checkpointer
+from recpilot.stores.feedback import FEEDBACK_FILE, FeedbackStore
+from recpilot.stores.profiles import (
     UserProfile,
     check_user_id,
     forget_profile,
@@ -24,10 +27,7 @@ from recpilot.memory.profiles import (
     open_store,
     save_profile,
 )
-from recpilot.prompts import load_prompt
-from recpilot.service.feedback import FEEDBACK_FILE, FeedbackStore
-from recpilot.tools.catalogue import Catalogue
-from recpilot.traces.store import TRACES_FILE, TraceStore
+from recpilot.stores.traces.store import TRACES_FILE, TraceStore
 
 SUMMARY_SCHEMA = {
     "type": "object",

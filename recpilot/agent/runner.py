@@ -20,14 +20,14 @@ from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.services import Services, load_services
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Constraints
 from recpilot.llm.client import LLMClient
 from recpilot.llm.server import resolve_llm
-from recpilot.memory.checkpoints import open_checkpointer
-from recpilot.memory.profiles import check_user_id, open_store
-from recpilot.tools.catalogue import Constraints
-from recpilot.traces.export import Exporter, exporters_from
-from recpilot.traces.recorder import NodeTrace, TraceRecorder, new_run_id
-from recpilot.traces.store import TraceStore
+from recpilot.stores.checkpoints import open_checkpointer
+from recpilot.stores.profiles import check_user_id, open_store
+from recpilot.stores.traces.export import Exporter, exporters_from
+from recpilot.stores.traces.recorder import NodeTrace, TraceRecorder, new_run_id
+from recpilot.stores.traces.store import TraceStore
 
 log = logging.getLogger(__name__)
 

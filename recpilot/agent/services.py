@@ -15,13 +15,13 @@ from functools import lru_cache
 import numpy as np
 
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue
+from recpilot.data.embeddings import Encoder, make_encoder
+from recpilot.data.item_index import ItemIndex
+from recpilot.funnel.recall import Recall
+from recpilot.funnel.scorers.als import CollaborativeModel
+from recpilot.funnel.scorers.hybrid import coarse_model, load_params
 from recpilot.llm.client import LLMClient
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.embeddings import Encoder, make_encoder
-from recpilot.tools.hybrid import coarse_model, load_params
-from recpilot.tools.item_index import ItemIndex
-from recpilot.tools.recall import Recall
 
 
 @dataclass

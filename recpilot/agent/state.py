@@ -16,8 +16,8 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
-from recpilot.memory.profiles import UserProfile
-from recpilot.tools.catalogue import Constraints
+from recpilot.data.catalogue import Constraints
+from recpilot.stores.profiles import UserProfile
 
 Path = Literal["warm", "cold"]
 

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from recpilot.tools.embeddings import Encoder
-    from recpilot.tools.item_index import ItemIndex
+    from recpilot.data.embeddings import Encoder
+    from recpilot.data.item_index import ItemIndex
 
 
 def measure_throughput(encoder: Encoder, texts: list[str], warmup: int = 32) -> dict[str, Any]:
     """Time one ``encoder.encode(texts)`` call (wall clock) after a small warm-up.
 
     Args:
-        encoder: Any :class:`~recpilot.tools.embeddings.Encoder`.
+        encoder: Any :class:`~recpilot.data.embeddings.Encoder`.
         texts: The texts to embed (all in one call, so the encoder batches them itself).
         warmup: Texts encoded first and not timed (session/graph initialisation).
 
@@ -60,7 +60,7 @@ def measure_query_latency(
     """Latency of ``index.query`` with one vector per call, in milliseconds.
 
     Args:
-        index: A built :class:`~recpilot.tools.item_index.ItemIndex`.
+        index: A built :class:`~recpilot.data.item_index.ItemIndex`.
         queries: Shape ``(q, dim)``; each row is one timed call.
         n: Neighbours requested per call.
         warmup: Untimed calls first (the first rows, reused).
@@ -113,8 +113,8 @@ def ml100k_item_texts(ml100k_dir: Path) -> tuple[list[str], list[str]]:
 
 def _main(ml100k_dir: Path) -> None:
     from recpilot.config.settings import Settings
-    from recpilot.tools.embeddings import MiniLMEncoder
-    from recpilot.tools.item_index import ItemIndex
+    from recpilot.data.embeddings import MiniLMEncoder
+    from recpilot.data.item_index import ItemIndex
 
     ids, texts = ml100k_item_texts(ml100k_dir)
     encoder = MiniLMEncoder()

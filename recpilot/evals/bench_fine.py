@@ -20,8 +20,8 @@ import statistics
 import time
 from typing import Any
 
+from recpilot.funnel.fine_rank import DEFAULT_TOP_N, FineModeName, fine_rank
 from recpilot.llm.client import LLMClient
-from recpilot.tools.fine_rank import DEFAULT_TOP_N, FineModeName, fine_rank
 
 DEFAULT_PROFILE = "Likes animated family films and musicals; rates Disney classics highly."
 
@@ -40,7 +40,7 @@ def measure_fine_rank(
     prompt_token_budget: int = 1500,
     **fine_kwargs: Any,
 ) -> dict[str, Any]:
-    """Time :func:`~recpilot.tools.fine_rank.fine_rank` per mode: one cold call + repeats.
+    """Time :func:`~recpilot.funnel.fine_rank.fine_rank` per mode: one cold call + repeats.
 
     Args:
         client: an LLM client (the embedded server for meaningful numbers).

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "modes": {},
     }
     with serve_in_thread(settings, use_llm=not args.no_llm) as url:
-        from recpilot.tools.catalogue import Catalogue
+        from recpilot.data.catalogue import Catalogue
 
         users = sorted(Catalogue.load(settings.dataset_dir).interactions["user_id"].unique())
         for name, count in modes:

@@ -26,11 +26,11 @@ from typing import Any
 
 from recpilot.agent.runner import Recommender
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue
+from recpilot.data.embeddings import MiniLMEncoder
+from recpilot.data.item_index import ItemIndex
 from recpilot.evals.bench_embeddings import measure_query_latency, measure_throughput
 from recpilot.evals.bench_funnel import measure_funnel, percentiles
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.embeddings import MiniLMEncoder
-from recpilot.tools.item_index import ItemIndex
 
 
 def measure_fine(settings: Settings, users: list[str]) -> dict[str, Any]:

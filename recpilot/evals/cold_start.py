@@ -41,14 +41,14 @@ from pydantic import BaseModel, Field
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.services import Services
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue
+from recpilot.data.embeddings import make_encoder
+from recpilot.data.item_index import ItemIndex
 from recpilot.evals.harness import llm_client
 from recpilot.evals.metrics import hit_rate_at_k, ndcg_at_k, rank_of
 from recpilot.evals.split import leave_one_out, sample_users
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.embeddings import make_encoder
-from recpilot.tools.item_index import ItemIndex
-from recpilot.tools.recall import Recall
+from recpilot.funnel.recall import Recall
+from recpilot.funnel.scorers.als import CollaborativeModel
 
 LIKED = 4.0  # stars: a training rating at or above this counts as liked
 PIPELINES = ("popularity", "no-llm", "llm", "llm+sample-gen")

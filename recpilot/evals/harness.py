@@ -42,6 +42,10 @@ from pydantic import BaseModel, Field
 from recpilot.agent.graph import build_graph
 from recpilot.agent.services import Services
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue
+from recpilot.data.embeddings import make_encoder
+from recpilot.data.ingest import read_meta
+from recpilot.data.item_index import ItemIndex
 from recpilot.evals.metrics import (
     Rank,
     bootstrap_ci,
@@ -60,14 +64,11 @@ from recpilot.evals.split import (
     truncate_histories,
 )
 from recpilot.evals.tuning import AlsParams, TuningResult, ablation, train_als, tune
+from recpilot.funnel import recall as recall_channels
+from recpilot.funnel.recall import Recall
+from recpilot.funnel.scorers.als import CollaborativeModel
+from recpilot.funnel.scorers.hybrid import HybridModel, HybridParams
 from recpilot.llm.client import LLMClient
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.embeddings import make_encoder
-from recpilot.tools.hybrid import HybridModel, HybridParams
-from recpilot.tools.ingest import read_meta
-from recpilot.tools.item_index import ItemIndex
-from recpilot.tools.recall import Recall
 
 # Published reference: LlamaRec (Yue et al., 2023, arXiv:2311.02089), Table 2, "ML-100k".
 # Its code (github.com/Yueeeeeeee/LlamaRec, datasets/ml_100k.py) downloads
@@ -249,17 +250,26 @@ class World:
         )
 
 
+def channel_pipelines() -> list[Pipeline]:
+    """One "channel alone" pipeline per registered recall channel that can be evaluated
+    without request text: the backstop (popularity, the baseline) first, then plan order."""
+    alone = [c for c in recall_channels.channels() if c.evaluate_alone]
+    alone.sort(key=lambda c: not c.backstop)
+    return [
+        Pipeline(
+            name=c.eval_name or f"recall:{c.name}",
+            model="als-default",
+            channels=[c.name],
+            cut="recall",
+        )
+        for c in alone
+    ]
+
+
 def default_pipelines(base: str, fine_modes: list[str], llm: bool) -> list[Pipeline]:
     """The compared pipelines; the LLM ones re-rank the short list of model ``base``."""
-    out = [
-        Pipeline(name="popularity", model="als-default", channels=["popularity"], cut="recall"),
-        Pipeline(name="recall:i2i", model="als-default", channels=["i2i"], cut="recall"),
-        Pipeline(
-            name="recall:collaborative",
-            model="als-default",
-            channels=["collaborative"],
-            cut="recall",
-        ),
+    out = channel_pipelines()
+    out += [
         Pipeline(name="recall+coarse[als-default]", model="als-default"),
         Pipeline(name="recall+coarse[als-tuned]", model="als-tuned"),
         Pipeline(name="recall+coarse[hybrid]", model="hybrid"),

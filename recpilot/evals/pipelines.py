@@ -37,7 +37,7 @@ from pydantic import BaseModel
 
 from recpilot.agent.graph import turn_input
 from recpilot.agent.services import Services
-from recpilot.tools.fine_rank import minmax
+from recpilot.funnel.fine_rank import minmax
 
 FineMode = Literal["off", "pointwise", "listwise"]
 
@@ -171,7 +171,7 @@ def with_budgets(services: Services, **updates: Any) -> Services:
 def reblend(short: list[dict[str, Any]], coarse_order: list[str], weight: float) -> list[str]:
     """The fine stage's order for another blend weight, from one run's recorded scores.
 
-    Mirrors ``recpilot.tools.fine_rank.fine_rank``: over the candidates the LLM scored
+    Mirrors ``recpilot.funnel.fine_rank.fine_rank``: over the candidates the LLM scored
     (``fine`` not None), ``final = w · minmax(fine) + (1 - w) · minmax(coarse)``, sorted
     by ``-final`` with ties in coarse order; candidates the LLM did not score follow in
     coarse order. Lets one LLM run give the metric for every weight (no new LLM calls).

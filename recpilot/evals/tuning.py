@@ -4,7 +4,7 @@ Two small grids, each scored by full-ranking NDCG@10 of the validation item (pha
 ``"valid"``: the model is trained without the validation and test items):
 
 1. ALS (``implicit``): factors × regularization × alpha (iterations fixed).
-2. The hybrid prototype (:mod:`recpilot.tools.hybrid`) on top of the best ALS:
+2. The hybrid prototype (:mod:`recpilot.funnel.scorers.hybrid`) on top of the best ALS:
    co-visitation structure (window, symmetric, damping) × popularity window × blend
    weights (``als_weight``, ``pop_weight``; ``covisit_weight`` = 1).
 
@@ -25,8 +25,8 @@ import scipy.sparse as sp
 from pydantic import BaseModel
 
 from recpilot.evals.metrics import hit_rate_at_k, ndcg_at_k
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.hybrid import HybridModel, HybridParams
+from recpilot.funnel.scorers.als import CollaborativeModel
+from recpilot.funnel.scorers.hybrid import HybridModel, HybridParams
 
 ALS_GRID: dict[str, list[Any]] = {
     "factors": [32, 64, 128],

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from recpilot.agent.runner import Recommender, TurnResult
-from recpilot.service.feedback import FEEDBACK_FILE, FeedbackStore
 from recpilot.service.profiles import LongTermProfiles, ProfileService
 from recpilot.service.schemas import RecommendRequest
-from recpilot.traces.recorder import NodeTrace
-from recpilot.traces.store import TraceStore
+from recpilot.stores.feedback import FEEDBACK_FILE, FeedbackStore
+from recpilot.stores.traces.recorder import NodeTrace
+from recpilot.stores.traces.store import TraceStore
 
 CANDIDATES_IN_EVENT = 20
 

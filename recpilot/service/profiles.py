@@ -1,6 +1,6 @@
 """User profiles as the service shows them: dataset history, feedback, long-term memory.
 
-The long-term profile is the LangGraph store of :mod:`recpilot.memory.profiles` (the
+The long-term profile is the LangGraph store of :mod:`recpilot.stores.profiles` (the
 one the graph reads and writes); deleting a profile is
 :func:`recpilot.agent.profile_ops.forget_user` — the same as ``recpilot profile forget``.
 """
@@ -15,10 +15,10 @@ from langgraph.store.base import BaseStore
 
 from recpilot.agent.profile_ops import Forgotten, forget_user
 from recpilot.config.settings import Settings
-from recpilot.memory.profiles import load_profile, save_profile
-from recpilot.service.feedback import FeedbackStore
+from recpilot.data.catalogue import Catalogue
 from recpilot.service.schemas import FeedbackRequest, HistoryItem, ProfileDeleted, ProfileOut
-from recpilot.tools.catalogue import Catalogue
+from recpilot.stores.feedback import FeedbackStore
+from recpilot.stores.profiles import load_profile, save_profile
 
 LIKED_RATING = 4.0  # a rating at or above this counts as a like
 DISLIKED_RATING = 2.0  # at or below: a dislike

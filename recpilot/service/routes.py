@@ -21,8 +21,8 @@ from recpilot.service.schemas import (
     ProfileOut,
     RecommendRequest,
 )
-from recpilot.traces.recorder import RunTrace
-from recpilot.traces.store import TraceNotFound, TraceSummary
+from recpilot.stores.traces.recorder import RunTrace
+from recpilot.stores.traces.store import TraceNotFound, TraceSummary
 
 ERRORS = {
     400: {"model": ErrorOut, "description": "Bad input (e.g. unknown category)."},

@@ -10,7 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recpilot.tools.catalogue import Constraints
+from recpilot.data.catalogue import Constraints
+from recpilot.stores.feedback import FeedbackOut
+
+__all__ = ["FeedbackOut"]  # re-exported: the feedback row is also a response body
 
 ID_PATTERN = r"^[A-Za-z0-9._:@-]+$"
 
@@ -35,7 +38,7 @@ class ConstraintsIn(BaseModel):
     exclude_items: list[str] = Field(default_factory=list, max_length=1000)
 
     def to_constraints(self) -> Constraints:
-        """As the controller's :class:`~recpilot.tools.catalogue.Constraints`."""
+        """As the controller's :class:`~recpilot.data.catalogue.Constraints`."""
         return Constraints(**self.model_dump())
 
 
@@ -79,19 +82,6 @@ class FeedbackRequest(BaseModel):
         return self
 
 
-class FeedbackOut(BaseModel):
-    """A stored feedback row."""
-
-    id: int
-    created_at: str
-    user_id: str
-    item_id: str
-    kind: str
-    rating: float | None = None
-    run_id: str | None = None
-    thread_id: str | None = None
-
-
 class HistoryItem(BaseModel):
     """One past interaction from the dataset."""
 
@@ -109,7 +99,7 @@ class ProfileOut(BaseModel):
         history_count: number of those interactions; ``recent_history`` are the newest 20.
         top_categories: categories of the user's liked (≥ 4★) items, most frequent first.
         feedback: feedback given through the service, newest first (at most 50).
-        long_term: the long-term profile from ``recpilot.memory.profiles`` (None until
+        long_term: the long-term profile from ``recpilot.stores.profiles`` (None until
             that store is wired in, or when it holds nothing for the user).
     """
 

@@ -1,7 +1,7 @@
 """The evaluation harness end to end on a slice of MovieLens 100K (generic ingest path).
 
 One module-scoped home holds the slice (the first 60 users, ingested through
-``recpilot.tools.ingest`` like any user's files) and its Chroma index. The first test runs
+``recpilot.data.ingest`` like any user's files) and its Chroma index. The first test runs
 every non-LLM pipeline and protocol; the second runs both LLM fine modes on 2 users
 against the session's embedded server.
 """
@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue
+from recpilot.data.ingest import ingest
+from recpilot.data.movielens import fetch_movielens_100k
 from recpilot.evals.harness import EvalConfig, run_eval
 from recpilot.evals.pipelines import reblend
 from recpilot.evals.report import write_outputs
 from recpilot.evals.split import leave_one_out
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.ingest import ingest
-from recpilot.tools.movielens import fetch_movielens_100k
 
 pytestmark = pytest.mark.integration
 SLICE_USERS = 60

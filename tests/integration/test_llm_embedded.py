@@ -6,9 +6,9 @@ import pytest
 
 from recpilot.config.settings import Settings
 from recpilot.evals.bench_fine import DEFAULT_PROFILE, demo_inputs
+from recpilot.funnel.fine_rank import fine_rank
 from recpilot.llm.client import LLMClient
 from recpilot.llm.server import EmbeddedLLMServer, _free_port
-from recpilot.tools.fine_rank import fine_rank
 
 pytestmark = pytest.mark.integration
 

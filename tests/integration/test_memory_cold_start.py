@@ -18,7 +18,7 @@ import pytest
 from recpilot.agent.cli import build_index, train_model
 from recpilot.agent.runner import Recommender
 from recpilot.config.settings import Settings
-from recpilot.tools.movielens import fetch_movielens_100k
+from recpilot.data.movielens import fetch_movielens_100k
 
 pytestmark = pytest.mark.integration
 

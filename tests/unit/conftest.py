@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from recpilot.config.settings import Settings
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.embeddings import make_encoder
-from recpilot.tools.ingest import ingest
-from recpilot.tools.item_index import ItemIndex
+from recpilot.data.catalogue import Catalogue
+from recpilot.data.embeddings import make_encoder
+from recpilot.data.ingest import ingest
+from recpilot.data.item_index import ItemIndex
+from recpilot.funnel.scorers.als import CollaborativeModel
 
 MOVIES = [
     ("1", "Toy Story (1995)", "Animation|Children's|Comedy"),

@@ -1,4 +1,4 @@
-"""Tests for recpilot.tools.catalogue on real ml-100k and small synthetic catalogues."""
+"""Tests for recpilot.data.catalogue on real ml-100k and small synthetic catalogues."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recpilot.tools.catalogue import Catalogue, Constraints
-from recpilot.tools.movielens import fetch_movielens_100k
+from recpilot.data.catalogue import Catalogue, Constraints
+from recpilot.data.movielens import fetch_movielens_100k
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
+from recpilot.data.catalogue import Catalogue
 from recpilot.evals.cold_start import first_message, markdown_table
-from recpilot.tools.catalogue import Catalogue
 
 
 def test_first_message_names_top_rated_recent_items_and_top_genres(tiny_settings):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.collaborative import CollaborativeModel, ModelNotTrainedError
+from recpilot.data.catalogue import Catalogue
+from recpilot.funnel.scorers.als import CollaborativeModel, ModelNotTrainedError
 
 
 @pytest.fixture(scope="module")

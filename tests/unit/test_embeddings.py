@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recpilot.tools.embeddings import (
+from recpilot.data.embeddings import (
     Encoder,
     MiniLMEncoder,
     OpenAIEmbedder,

@@ -12,8 +12,8 @@ from langchain_core.messages import AIMessage
 
 from recpilot.evals.pipelines import reblend
 from recpilot.evals.tuning import full_ranks
+from recpilot.funnel.fine_rank import fine_rank
 from recpilot.llm.client import LLMClient
-from recpilot.tools.fine_rank import fine_rank
 
 
 def test_full_ranks_excludes_seen_and_outside_items() -> None:

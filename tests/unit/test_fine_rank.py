@@ -17,15 +17,15 @@ from langchain_core.language_models.fake_chat_models import (
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from recpilot.llm.client import LLMClient
-from recpilot.prompts import available_prompts, load_prompt
-from recpilot.tools.fine_rank import (
+from recpilot.funnel.fine_rank import (
     describe_item,
     estimate_tokens,
     fine_rank,
     listwise_schema,
     minmax,
 )
+from recpilot.llm.client import LLMClient
+from recpilot.prompts import available_prompts, load_prompt
 
 GENRES = [["Animation", "Comedy"], ["Crime", "Drama"], ["Horror"], ["Musical", "Romance"]]
 

@@ -9,8 +9,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.services import load_services
+from recpilot.data.catalogue import Catalogue
 from recpilot.llm.client import LLMClient
-from recpilot.tools.catalogue import Catalogue
 
 NO_INTENT = {"query": "", "include_categories": [], "exclude_categories": [], "year_min": 0,
              "year_max": 0, "liked_titles": []}  # fmt: skip

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.hybrid import (
+from recpilot.funnel.scorers.als import CollaborativeModel
+from recpilot.funnel.scorers.hybrid import (
     DAY_S,
     HybridModel,
     HybridParams,

@@ -1,4 +1,4 @@
-"""Tests for recpilot.tools.ingest: canonical output, error messages, atomic replacement."""
+"""Tests for recpilot.data.ingest: canonical output, error messages, atomic replacement."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from recpilot.tools.ingest import IngestError, ingest, interactions_sha256, read_meta
+from recpilot.data.ingest import IngestError, ingest, interactions_sha256, read_meta
 
 ITEMS = (
     "item_id,title,categories,director\n"

@@ -1,7 +1,7 @@
 import pytest
 
 from recpilot.agent.intent_rules import parse_constraints
-from recpilot.tools.catalogue import Catalogue
+from recpilot.data.catalogue import Catalogue
 
 
 @pytest.fixture(scope="module")

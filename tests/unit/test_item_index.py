@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recpilot.tools.embeddings import MiniLMEncoder
-from recpilot.tools.item_index import (
+from recpilot.data.embeddings import MiniLMEncoder
+from recpilot.data.item_index import (
     IndexNotBuiltError,
     ItemIndex,
     UnknownItemError,

@@ -1,4 +1,4 @@
-"""Tests for recpilot.tools.movielens: local copies, the PyPI mirror, fallback and checks."""
+"""Tests for recpilot.data.movielens: local copies, the PyPI mirror, fallback and checks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from recpilot.tools import movielens
-from recpilot.tools.ingest import IngestError, read_meta
-from recpilot.tools.movielens import INTERACTIONS_SHA256, FetchError, fetch_movielens_100k
+from recpilot.data import movielens
+from recpilot.data.ingest import IngestError, read_meta
+from recpilot.data.movielens import INTERACTIONS_SHA256, FetchError, fetch_movielens_100k
 
 
 def check_ml100k(dest: Path) -> pd.DataFrame:

@@ -15,8 +15,9 @@ from recpilot.agent.profile_ops import forget_user
 from recpilot.agent.runner import Recommender
 from recpilot.agent.services import load_services
 from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Catalogue
 from recpilot.llm.client import LLMClient
-from recpilot.memory.profiles import (
+from recpilot.stores.profiles import (
     StoreUnavailableError,
     UserProfile,
     forget_profile,
@@ -25,7 +26,6 @@ from recpilot.memory.profiles import (
     save_profile,
     store_backend,
 )
-from recpilot.tools.catalogue import Catalogue
 
 
 def test_store_backend_selection(tmp_path):

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from recpilot.tools.catalogue import Catalogue, Constraints
-from recpilot.tools.coarse_rank import coarse_rank, minmax
-from recpilot.tools.collaborative import CollaborativeModel
-from recpilot.tools.embeddings import make_encoder
-from recpilot.tools.item_index import ItemIndex
-from recpilot.tools.recall import Recall, RecallRequest
+from recpilot.data.catalogue import Catalogue, Constraints
+from recpilot.data.embeddings import make_encoder
+from recpilot.data.item_index import ItemIndex
+from recpilot.funnel.coarse_rank import coarse_rank, minmax
+from recpilot.funnel.recall import Recall, RecallRequest
+from recpilot.funnel.scorers.als import CollaborativeModel
 
 
 @pytest.fixture(scope="module")

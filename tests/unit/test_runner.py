@@ -1,7 +1,7 @@
 import pytest
 
 from recpilot.agent.runner import Recommender
-from recpilot.tools.catalogue import Constraints
+from recpilot.data.catalogue import Constraints
 
 
 def test_runner_turn_result_and_input_checks(tiny_settings):

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from recpilot.agent.cli import app
 from recpilot.agent.runner import Recommender
 from recpilot.llm.client import LLMClient
-from recpilot.traces.export import export_otel
-from recpilot.traces.store import TraceNotFound, TraceStore
+from recpilot.stores.traces.export import export_otel
+from recpilot.stores.traces.store import TraceNotFound, TraceStore
 
 PLAN = {"channels": ["collaborative", "i2i", "popularity"], "per_channel": 50}
 STAGES = ["understand", "plan", "recall", "coarse", "fine", "respond", "remember"]

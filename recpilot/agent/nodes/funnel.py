@@ -17,9 +17,9 @@ from langgraph.runtime import Runtime
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Candidate, State
-from recpilot.tools.coarse_rank import coarse_rank
-from recpilot.tools.fine_rank import fine_rank
-from recpilot.tools.recall import RecallRequest
+from recpilot.funnel.coarse_rank import coarse_rank
+from recpilot.funnel.fine_rank import fine_rank
+from recpilot.funnel.recall import RecallRequest
 
 LIKED_RATING = 4.0  # a rating at or above this counts as "liked" (MovieLens 1–5 stars)
 

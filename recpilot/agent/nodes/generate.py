@@ -23,9 +23,9 @@ from langgraph.runtime import Runtime
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import State
+from recpilot.data.catalogue import Catalogue, Constraints
 from recpilot.llm.client import LLMError
 from recpilot.prompts import load_prompt
-from recpilot.tools.catalogue import Catalogue, Constraints
 
 TITLE_MATCH = 85.0  # fuzzy title score (0–100) a proposed title needs to count
 

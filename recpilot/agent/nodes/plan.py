@@ -19,44 +19,54 @@ from langgraph.runtime import Runtime
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Plan, State
+from recpilot.funnel import recall as channels_registry
+from recpilot.funnel.recall import RecallSignals
 from recpilot.llm.client import LLMError
 from recpilot.prompts import load_prompt
-from recpilot.tools.recall import CHANNELS
 
-PLAN_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "channels": {
-            "type": "array",
-            "items": {"type": "string", "enum": list(CHANNELS)},
-            "minItems": 1,
-            "maxItems": 4,
+PER_CHANNEL_RANGE = (20, 300)  # items per channel the plan may ask for
+
+
+def plan_schema() -> dict:
+    """JSON schema of the LLM's plan; ``channels`` is an enum of the registered channels."""
+    names = channels_registry.channel_names()
+    lo, hi = PER_CHANNEL_RANGE
+    return {
+        "type": "object",
+        "properties": {
+            "channels": {
+                "type": "array",
+                "items": {"type": "string", "enum": names},
+                "minItems": 1,
+                "maxItems": len(names),
+            },
+            "per_channel": {"type": "integer", "minimum": lo, "maximum": hi},
         },
-        "per_channel": {"type": "integer", "minimum": 20, "maximum": 300},
-    },
-    "required": ["channels", "per_channel"],
-}
-# The answer is validated without the per_channel bounds and then clamped into them:
-# the grammar the embedded server enforces cannot carry integer bounds, and the 1.5B
-# model often answered 10 (54 of 150 plan calls in the cold-start evaluation).
-PLAN_ANSWER_SCHEMA = {
-    **PLAN_SCHEMA,
-    "properties": {**PLAN_SCHEMA["properties"], "per_channel": {"type": "integer"}},
-}
-PER_CHANNEL_RANGE = (20, 300)
+        "required": ["channels", "per_channel"],
+    }
+
+
+def plan_answer_schema() -> dict:
+    """:func:`plan_schema` without the ``per_channel`` bounds.
+
+    The answer is validated without them and then clamped into them: the grammar the
+    embedded server enforces cannot carry integer bounds, and the 1.5B model often
+    answered 10 (54 of 150 plan calls in the cold-start evaluation).
+    """
+    schema = plan_schema()
+    schema["properties"]["per_channel"] = {"type": "integer"}
+    return schema
+
+
+def channels_prompt() -> str:
+    """The prompt's list of channels: ``name (description), ...`` from the registry."""
+    return ", ".join(f"{c.name} ({c.description})" for c in channels_registry.channels())
+
 
 
 def usable_channels(has_history: bool, has_query: bool, has_liked: bool) -> list[str]:
-    """Channels that have an input for this request, in a fixed order."""
-    usable = []
-    if has_query:
-        usable.append("semantic")
-    if has_liked:
-        usable.append("i2i")
-    if has_history or has_liked:
-        usable.append("collaborative")
-    usable.append("popularity")
-    return usable
+    """Registered channels that have an input for this request, in plan order."""
+    return channels_registry.usable_channels(RecallSignals(has_history, has_query, has_liked))
 
 
 def rules_plan(
@@ -134,9 +144,10 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     note = ""
     fixed = state.get("channels")
     if fixed:
-        unknown = [c for c in fixed if c not in CHANNELS]
+        known = channels_registry.channel_names()
+        unknown = [c for c in fixed if c not in known]
         if unknown:
-            raise ValueError(f"unknown recall channel(s) {unknown}; known: {', '.join(CHANNELS)}")
+            raise ValueError(f"unknown recall channel(s) {unknown}; known: {', '.join(known)}")
         result = result.model_copy(
             update={"channels": list(fixed), "source": "request", "reason": "channels fixed"}
         )
@@ -152,11 +163,12 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
         )
         try:
             out = svc.llm.json(
-                [{"role": "user", "content": load_prompt("plan").format(facts=facts)}],
-                PLAN_SCHEMA,
+                [{"role": "user", "content": load_prompt("plan").format(
+                    channels=channels_prompt(), facts=facts)}],
+                plan_schema(),
                 purpose="plan",
                 max_tokens=40,
-                validate_schema=PLAN_ANSWER_SCHEMA,
+                validate_schema=plan_answer_schema(),
             )
             lo, hi = PER_CHANNEL_RANGE
             per_channel = min(max(int(out["per_channel"]), lo), hi)
@@ -164,8 +176,9 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
                 note += f"per_channel {out['per_channel']} clamped to {per_channel}; "
             chosen = [c for c in dict.fromkeys(out["channels"]) if c in usable]
             ignored = [c for c in out["channels"] if c not in usable]
-            if "popularity" not in chosen:
-                chosen.append("popularity")  # backstop: a result is always produced
+            for backstop in channels_registry.channels():
+                if backstop.backstop and backstop.name in usable and backstop.name not in chosen:
+                    chosen.append(backstop.name)  # a result is always produced
             result = result.model_copy(
                 update={
                     "channels": chosen,

@@ -23,7 +23,7 @@ from recpilot.agent.intent_rules import parse_constraints
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import State
-from recpilot.memory.profiles import UserProfile, load_profile, save_profile
+from recpilot.stores.profiles import UserProfile, load_profile, save_profile
 
 
 def apply_turn(profile: UserProfile, state: State, stated_exclusions: list[str]) -> list[str]:

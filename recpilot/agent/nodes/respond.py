@@ -1,9 +1,10 @@
 """Respond: the top-k of the candidate bus, each with a one-line reason from the catalogue.
 
 Reasons are built from each candidate's provenance — which recall channel found it
-and, for i2i, which liked item it neighbours — plus its catalogue metadata, so every
-claim in a reason is checkable against the catalogue. No LLM call here: the reply is
-fast and cannot state what the funnel did not do.
+(each channel states its own fact) and, for i2i, which liked item it neighbours —
+plus its catalogue metadata, so every claim in a reason is checkable against the
+catalogue. No LLM call here: the reply is fast and cannot state what the funnel did
+not do.
 """
 
 from __future__ import annotations
@@ -16,26 +17,28 @@ from langgraph.runtime import Runtime
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Candidate, RecommendedItem, State
-from recpilot.tools.catalogue import Catalogue
-
-CHANNEL_ORDER = ("i2i", "semantic", "collaborative", "popularity")
+from recpilot.data.catalogue import Catalogue
+from recpilot.funnel.recall import by_explain_order, get_channel
 
 
 def reason_for(cand: Candidate, catalogue: Catalogue, query: str) -> str:
-    """One line saying why ``cand`` is recommended, grounded in its provenance."""
+    """One line saying why ``cand`` is recommended, grounded in its provenance.
+
+    Each recall channel of the candidate contributes its own fact
+    (:meth:`~recpilot.funnel.recall.RecallChannel.reason`), in explanation order; a
+    channel that ``explains_alone`` (popularity) speaks only when no other one did.
+    """
     item = catalogue.get(cand["item_id"])
     sources = cand.get("sources", {})
-    facts = []
-    if "i2i" in sources and cand.get("seed_item"):
-        seed = catalogue.get(cand["seed_item"])
-        facts.append(f"similar to {seed.title}, which you liked")
-    if "semantic" in sources and query:
-        facts.append(f"matches “{query[:60]}”")
-    if "collaborative" in sources:
-        facts.append("rated highly by people with tastes like yours")
-    if not facts and "popularity" in sources:
-        count = int(catalogue.popularity[catalogue.index_of[item.item_id]])
-        facts.append(f"popular: {count} ratings")
+    facts: list[str] = []
+    alone: list[str] = []
+    for name in by_explain_order(sources):
+        channel = get_channel(name)
+        fact = channel.reason(cand, catalogue, query)
+        if fact:
+            (alone if channel.explains_alone else facts).append(fact)
+    if not facts:
+        facts = alone[:1]
     if cand.get("fine") is not None:
         facts.append(f"LLM fit {cand['fine']:.2f}")
     meta = ", ".join(item.categories[:3])
@@ -63,7 +66,7 @@ def respond(state: State, runtime: Runtime[Services]) -> dict:
                 categories=item.categories,
                 score=round(float(cand.get("final", cand.get("coarse", 0.0))), 4),
                 reason=reason_for(cand, svc.catalogue, query),
-                sources=[s for s in CHANNEL_ORDER if s in cand.get("sources", {})],
+                sources=by_explain_order(cand.get("sources", {})),
             )
         )
     if items:

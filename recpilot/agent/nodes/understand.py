@@ -29,10 +29,10 @@ from recpilot.agent.intent_rules import (
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Intent, State
+from recpilot.data.catalogue import Catalogue, Constraints
 from recpilot.llm.client import LLMError
-from recpilot.memory.profiles import UserProfile, load_profile
 from recpilot.prompts import load_prompt
-from recpilot.tools.catalogue import Catalogue, Constraints
+from recpilot.stores.profiles import UserProfile, load_profile
 
 
 def intent_schema(categories: list[str]) -> dict:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from recpilot.config.settings import Settings
-from recpilot.traces.recorder import RunTrace
+from recpilot.stores.traces.recorder import RunTrace
 
 Exporter = Callable[[RunTrace], None]
 MAX_ATTR = 4000

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recpilot.tools.catalogue import Catalogue
-from recpilot.tools.collaborative import CollaborativeModel
+from recpilot.data.catalogue import Catalogue
+from recpilot.funnel.scorers.als import CollaborativeModel
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

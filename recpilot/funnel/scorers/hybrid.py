@@ -23,7 +23,7 @@ user (``z(x) = (x - mean(x)) / std(x)``):
   ``pop_days`` days up to and including the user's last training interaction —
   popularity *at that time*, causal (no interaction after the user's last one counts).
 
-Plugging in: :class:`HybridModel` has :class:`~recpilot.tools.collaborative.CollaborativeModel`'s
+Plugging in: :class:`HybridModel` has :class:`~recpilot.funnel.scorers.als.CollaborativeModel`'s
 interface, so ``Services(collaborative=HybridModel(...))`` makes the unchanged graph use it
 both in the collaborative recall channel (``top_n``) and in coarse ranking (``scores``).
 Its "user vector" is the user's score row over the catalogue (shape ``(n_items,)``),
@@ -43,7 +43,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, Field
 
-from recpilot.tools.collaborative import CollaborativeModel
+from recpilot.funnel.scorers.als import CollaborativeModel
 
 DAY_S = 86_400  # seconds per day (timestamps are unix seconds)
 ROW_CACHE_USERS = 4096  # score rows kept in memory (each n_items float32)
@@ -283,13 +283,13 @@ def coarse_model(
     Args:
         als: the fitted ALS model (trained on ``interactions``).
         interactions: ``user_id``, ``item_id``, ``timestamp``, sorted by user then time
-            (as :class:`~recpilot.tools.catalogue.Catalogue` keeps them).
+            (as :class:`~recpilot.data.catalogue.Catalogue` keeps them).
         index_of: item id → catalogue position.
         kind: ``"hybrid"`` (default in settings) or ``"als"``.
         params: hybrid parameters (defaults if None).
 
     Returns:
-        A :class:`~recpilot.tools.collaborative.CollaborativeModel` (building the hybrid's
+        A :class:`~recpilot.funnel.scorers.als.CollaborativeModel` (building the hybrid's
         co-visitation matrix takes well under a second on MovieLens 100K).
     """
     if kind == "als":

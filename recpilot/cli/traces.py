@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from recpilot.config.settings import Settings
-from recpilot.traces.recorder import NodeTrace, RunTrace
-from recpilot.traces.store import TraceNotFound, TraceStore
+from recpilot.stores.traces.recorder import NodeTrace, RunTrace
+from recpilot.stores.traces.store import TraceNotFound, TraceStore
 
 trace_app = typer.Typer(no_args_is_help=True, help="Inspect recorded runs (traces).")
 console = Console()

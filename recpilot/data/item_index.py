@@ -1,6 +1,6 @@
 """Vector index of item texts in Chroma (HNSW, cosine space), for semantic recall.
 
-Vectors are always computed by a recpilot :class:`~recpilot.tools.embeddings.Encoder` and
+Vectors are always computed by a recpilot :class:`~recpilot.data.embeddings.Encoder` and
 passed to Chroma explicitly; the collection has no embedding function, so Chroma never
 embeds (its default would download a model at run time).
 """
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
     from recpilot.config.settings import Settings
-    from recpilot.tools.embeddings import Encoder
+    from recpilot.data.embeddings import Encoder
 
 #: Texts encoded (and added to Chroma) per step of :meth:`ItemIndex.build`.
 BUILD_CHUNK = 1024

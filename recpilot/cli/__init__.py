@@ -1,0 +1,1 @@
+"""The command line (``recpilot ...``): thin commands over the workflows of the layers below."""

@@ -1,0 +1,1 @@
+"""Coarse scorers: the classic trained models that score recalled candidates."""

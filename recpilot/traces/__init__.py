@@ -1,6 +1,0 @@
-"""Run traces: what each graph run did, recorded in the data directory.
-
-``recorder`` turns a graph run's stream into a :class:`~recpilot.traces.recorder.RunTrace`,
-``store`` keeps them in ``home/traces.sqlite``, ``export`` optionally sends them to
-OpenTelemetry, ``cli`` is ``recpilot trace list|show``.
-"""

@@ -1,0 +1,122 @@
+"""The layer contract: every module of ``recpilot`` imports only downward.
+
+    config (settings, prompts) → llm → data → funnel | stores → agent → service → evals → cli
+
+``funnel`` and ``stores`` are one level and must not import each other. A module may
+import anything in its own layer and any layer below; every ``import`` statement counts,
+including the ones inside functions (a deferred import is still a dependency).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "recpilot"
+
+# (layer, rank, module prefixes); the longest matching prefix decides a module's layer.
+LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
+    ("config", 0, ("recpilot", "recpilot.config", "recpilot.prompts")),
+    ("llm", 1, ("recpilot.llm",)),
+    ("data", 2, ("recpilot.data",)),
+    ("funnel", 3, ("recpilot.funnel",)),
+    ("stores", 3, ("recpilot.stores",)),
+    ("agent", 4, ("recpilot.agent",)),
+    ("service", 5, ("recpilot.service",)),
+    ("evals", 6, ("recpilot.evals",)),
+    ("cli", 7, ("recpilot.cli",)),
+]
+# The command-line modules that still live beside the graph and the service (moved into
+# ``recpilot.cli`` last, after the LLM work on ``agent/cli.py`` lands) are CLI modules.
+TRANSITIONAL_CLI = (
+    "recpilot.agent.cli",
+    "recpilot.agent.cli_cold_start",
+    "recpilot.agent.cli_profile",
+    "recpilot.agent.render",
+    "recpilot.service.cli",
+)
+
+
+def layer_of(module: str) -> tuple[str, int]:
+    """``(layer name, rank)`` of a dotted module name inside ``recpilot``."""
+    best: tuple[int, str, int] | None = None
+    for name, rank, prefixes in LAYERS:
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[0]:
+                    best = (len(prefix), name, rank)
+    assert best is not None, f"{module} is in no layer"
+    if module in TRANSITIONAL_CLI:
+        return "cli", 7
+    return best[1], best[2]
+
+
+def module_name(path: Path) -> str:
+    """Dotted module name of a file under the package."""
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
+    """``(line, imported recpilot module)`` for every import statement in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against this package
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.append((node.lineno, target))
+    return [(line, t) for line, t in found if t == "recpilot" or t.startswith("recpilot.")]
+
+
+def all_modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def violations() -> list[str]:
+    out = []
+    for path in all_modules():
+        module = module_name(path)
+        src_layer, src_rank = layer_of(module)
+        for line, target in imports_of(path, module):
+            dst_layer, dst_rank = layer_of(target)
+            if dst_layer == src_layer or dst_rank < src_rank:
+                continue
+            out.append(f"{module}:{line} ({src_layer}) imports {target} ({dst_layer})")
+    return out
+
+
+def test_every_module_imports_only_downward():
+    assert violations() == []
+
+
+def test_every_module_belongs_to_a_layer():
+    names = {layer_of(module_name(p))[0] for p in all_modules()}
+    assert names <= {name for name, _, _ in LAYERS}
+    assert {"config", "llm", "data", "funnel", "stores", "agent", "cli"} <= names
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "allowed"),
+    [
+        ("recpilot.agent.graph", "recpilot.funnel.recall", True),
+        ("recpilot.funnel.recall", "recpilot.agent.state", False),
+        ("recpilot.funnel.recall", "recpilot.stores.profiles", False),  # siblings
+        ("recpilot.stores.profiles", "recpilot.funnel.recall", False),
+        ("recpilot.cli.traces", "recpilot.agent.runner", True),
+    ],
+)
+def test_the_rule_itself(source, target, allowed):
+    (s_layer, s_rank), (t_layer, t_rank) = layer_of(source), layer_of(target)
+    assert (s_layer == t_layer or t_rank < s_rank) is allowed

@@ -14,6 +14,7 @@ runtime context.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -97,6 +98,7 @@ def turn_input(
     pseudo-interactions on the cold path for this run (None: ``settings``).
     """
     return {
+        "turn_id": uuid.uuid4().hex,
         "user_id": user_id,
         "message": message,
         "k": k,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.services import Services, load_services
+from recpilot.agent.services import Services, build_services
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Constraints
@@ -90,7 +90,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             if self.use_llm:
                 base_url = self._stack.enter_context(resolve_llm(self.settings))
                 llm = LLMClient.from_settings(self.settings, base_url)
-            self.services = load_services(self.settings, llm)
+            self.services = build_services(self.settings, llm)
             self.checkpointer = open_checkpointer(self.settings.home)
             self._stack.callback(self.checkpointer.conn.close)
             self.store = self._stack.enter_context(open_store(self.settings))

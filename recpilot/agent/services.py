@@ -1,26 +1,31 @@
-"""What the controller's nodes call, loaded once per process and passed as runtime context.
+"""What the controller's nodes call, built once per process and passed as runtime context.
 
-``Services`` bundles the catalogue, the Chroma index and encoder, the ALS model, the
-recall stage and the LLM client. LangGraph hands it to every node as
-``runtime.context`` (LangGraph ≥ 0.6 ``context_schema``); when the graph is run by
-standard LangGraph tooling without a context, nodes load the default services from
-settings (:func:`default_services`).
+``Services`` bundles the catalogue, the Chroma index and encoder, the two scorer slots
+(the recall model and the coarse model), the recall stage and the LLM client. LangGraph
+hands it to every node as ``runtime.context`` (LangGraph ≥ 0.6 ``context_schema``); when
+the graph is run by standard LangGraph tooling without a context, nodes load the default
+services from settings (:func:`default_services`).
+
+:func:`build_services` is the one place they are wired: the runner, ``recpilot eval``
+and ``recpilot eval-cold-start`` all call it, passing what they built themselves (a
+catalogue over a training split, models trained on it) and letting it load the rest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
+from recpilot.agent.context import TurnCache
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.data.embeddings import Encoder, make_encoder
 from recpilot.data.item_index import ItemIndex
 from recpilot.funnel.recall import Recall
 from recpilot.funnel.scorers.als import CollaborativeModel
-from recpilot.funnel.scorers.hybrid import coarse_model, load_params
+from recpilot.funnel.scorers.registry import Scorer, build_scorer
 from recpilot.llm.client import LLMClient
 
 
@@ -29,58 +34,106 @@ class Services:
     """Everything a request needs. ``llm`` is None when the LLM is switched off.
 
     Attributes:
+        recall_model: the scorer behind the collaborative recall channel.
+        coarse_model: the scorer of coarse ranking (often the same object).
         item_vectors: all item-text embeddings, shape (n_items, dim), rows aligned with
             ``catalogue.ids`` (read once from Chroma, used for query–item similarity
             in coarse ranking).
+        turns: per-turn contexts of the runs in flight (see ``agent.context``).
     """
 
     settings: Settings
     catalogue: Catalogue
     index: ItemIndex
     encoder: Encoder
-    collaborative: CollaborativeModel
+    recall_model: Scorer
+    coarse_model: Scorer
     recall: Recall
     item_vectors: np.ndarray
     llm: LLMClient | None
+    turns: TurnCache = field(default_factory=TurnCache, repr=False, compare=False)
 
 
-def load_services(settings: Settings, llm: LLMClient | None) -> Services:
-    """Load the catalogue, index, encoder and coarse model of ``settings.dataset``.
+def build_services(
+    settings: Settings,
+    llm: LLMClient | None,
+    *,
+    catalogue: Catalogue | None = None,
+    index: ItemIndex | None = None,
+    encoder: Encoder | None = None,
+    item_vectors: np.ndarray | None = None,
+    coarse_model: Scorer | None = None,
+    recall_model: Scorer | None = None,
+) -> Services:
+    """Wire the services of ``settings.dataset``; anything passed in is used as is.
 
-    The coarse model is ``settings.coarse_model``: the hybrid (ALS + co-visitation +
-    recent popularity, parameters from ``models_dir/hybrid.json``) or ALS alone.
+    Without models, the ALS model trained by ``recpilot train`` is loaded and the coarse
+    scorer ``settings.coarse_model`` built on it (the hybrid reads its parameters from
+    ``models_dir/hybrid.json``); the recall model is ``settings.recall_model`` built the
+    same way, or the coarse model itself when that setting is unset.
 
     Args:
-        settings: which data directory and dataset.
+        settings: which data directory and dataset, budgets, model kinds.
         llm: the client for LLM stages, or None to run without an LLM.
+        catalogue: the catalogue (evaluations pass one over a training split).
+        index, encoder, item_vectors: the item index, text encoder and all item vectors
+            (shape (n_items, dim), rows in ``catalogue.ids`` order).
+        coarse_model: the coarse scorer (evaluations pass models trained on the split).
+        recall_model: the recall scorer; None = ``coarse_model`` when one was passed,
+            else as described above.
+
+    Returns:
+        The :class:`Services`.
 
     Raises:
         FileNotFoundError: the dataset, index or model is missing; the message names
             the command that creates it (``recpilot data fetch``, ``index``, ``train``).
         ValueError: ``hybrid.json`` is unreadable.
     """
-    catalogue = Catalogue.load(settings.dataset_dir)
-    index = ItemIndex.open(settings)
-    if not index.is_built():
-        raise FileNotFoundError(
-            f"no Chroma index for dataset {settings.dataset!r}; run `recpilot index` first"
+    catalogue = catalogue if catalogue is not None else Catalogue.load(settings.dataset_dir)
+    if index is None:
+        index = ItemIndex.open(settings)
+        if not index.is_built():
+            raise FileNotFoundError(
+                f"no Chroma index for dataset {settings.dataset!r}; run `recpilot index` first"
+            )
+    encoder = encoder if encoder is not None else make_encoder(settings)
+    if coarse_model is None:
+        als = CollaborativeModel.load(settings.models_dir)
+        if als.item_factors.shape[0] != catalogue.ids.size:
+            raise FileNotFoundError(
+                "the trained model does not match the catalogue; run `recpilot train` again"
+            )
+        coarse_model = build_scorer(
+            settings.coarse_model,
+            als,
+            catalogue.interactions,
+            catalogue.index_of,
+            settings.models_dir,
         )
-    encoder = make_encoder(settings)
-    als = CollaborativeModel.load(settings.models_dir)
-    if als.item_factors.shape[0] != catalogue.ids.size:
-        raise FileNotFoundError(
-            "the trained model does not match the catalogue; run `recpilot train` again"
-        )
-    collaborative = coarse_model(
-        als,
-        catalogue.interactions,
-        catalogue.index_of,
-        settings.coarse_model,
-        load_params(settings.models_dir),
+        if recall_model is None and settings.recall_model not in (None, settings.coarse_model):
+            recall_model = build_scorer(
+                settings.recall_model,
+                als,
+                catalogue.interactions,
+                catalogue.index_of,
+                settings.models_dir,
+            )
+    recall_model = recall_model if recall_model is not None else coarse_model
+    if item_vectors is None:
+        item_vectors = index.vectors([str(i) for i in catalogue.ids])
+    recall = Recall(catalogue, index, encoder, recall_model)
+    return Services(
+        settings=settings,
+        catalogue=catalogue,
+        index=index,
+        encoder=encoder,
+        recall_model=recall_model,
+        coarse_model=coarse_model,
+        recall=recall,
+        item_vectors=item_vectors,
+        llm=llm,
     )
-    item_vectors = index.vectors([str(i) for i in catalogue.ids])
-    recall = Recall(catalogue, index, encoder, collaborative)
-    return Services(settings, catalogue, index, encoder, collaborative, recall, item_vectors, llm)
 
 
 @lru_cache(maxsize=1)
@@ -94,4 +147,4 @@ def default_services() -> Services:
     llm = None
     if settings.llm_base_url:
         llm = LLMClient.from_settings(settings, settings.llm_base_url)
-    return load_services(settings, llm)
+    return build_services(settings, llm)

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         default="hybrid",
         description="Coarse model: ALS + co-visitation + recent popularity, or ALS alone.",
     )
+    recall_model: Literal["hybrid", "als"] | None = Field(
+        default=None,
+        description="Model of the collaborative recall channel (unset: the coarse model).",
+    )
     # ALS defaults: chosen by `recpilot eval` on MovieLens 100K validation items.
     als_factors: int = Field(default=32, ge=2, description="ALS latent factors.")
     als_iterations: int = Field(default=20, ge=1, description="ALS iterations.")

@@ -12,6 +12,8 @@ import pandas as pd
 from pydantic import BaseModel
 from rapidfuzz import fuzz, process, utils
 
+from recpilot.data.meta import LikedRule, read_meta
+
 # Everyday words → candidate category names, first one present in the vocabulary wins.
 # Keys are lower-case with only letters and digits.
 _SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -106,10 +108,16 @@ class Catalogue:
         interactions: ``user_id``, ``item_id``, ``rating``, ``timestamp``, sorted by user
             then timestamp.
         popularity: ``(n_items,)`` float32, number of interactions per item position.
+        liked: the dataset's :class:`~recpilot.data.meta.LikedRule` (what counts as liked).
     """
 
-    def __init__(self, items: pd.DataFrame, interactions: pd.DataFrame) -> None:
-        """Index the frames (use :meth:`load` to read a dataset folder)."""
+    def __init__(
+        self, items: pd.DataFrame, interactions: pd.DataFrame, liked: LikedRule | None = None
+    ) -> None:
+        """Index the frames (use :meth:`load` to read a dataset folder).
+
+        ``liked`` defaults to :meth:`LikedRule.from_ratings` of ``interactions``.
+        """
         self.items = items.reset_index(drop=True)
         self.items["categories"] = [list(c) for c in self.items["categories"]]
         self.ids: np.ndarray = self.items["item_id"].to_numpy(dtype=object)
@@ -135,6 +143,7 @@ class Catalogue:
         self._title_forms: list[str] = unique.tolist()
         self._form_of_item = inverse.reshape(len(self.ids), -1)  # (n_items, 4) → unique form
         self._form_len = np.array([len(f) for f in self._title_forms])
+        self.liked = liked or LikedRule.from_ratings(self.interactions.get("rating", []))
 
     @classmethod
     def load(cls, dataset_dir: Path) -> Catalogue:
@@ -150,9 +159,13 @@ class Catalogue:
                     f"No dataset at {dataset_dir} ({name} missing). Run "
                     "`recpilot data fetch movielens-100k`, or ingest your own files first."
                 )
+        liked = None
+        if (dataset_dir / "meta.json").is_file():
+            liked = read_meta(dataset_dir).liked
         return cls(
             pd.read_parquet(dataset_dir / "items.parquet"),
             pd.read_parquet(dataset_dir / "interactions.parquet"),
+            liked,
         )
 
     def __len__(self) -> int:
@@ -273,6 +286,13 @@ class Catalogue:
         """That user's interactions, oldest first (an empty frame for an unknown user)."""
         rows = self._rows_of_user.get(user_id, np.empty(0, dtype=np.int64))
         return self.interactions.iloc[rows].reset_index(drop=True)
+
+    def liked_ids(self, history: pd.DataFrame | list[dict]) -> list[str]:
+        """Item ids of the liked rows of ``history`` (a user's interactions), in order."""
+        frame = pd.DataFrame(history) if isinstance(history, list) else history
+        if frame.empty:
+            return []
+        return self.liked.liked_ids(frame)
 
     def item_text(self, pos: int) -> str:
         """Text to embed for the item at ``pos``: ``"Title (Year). Genres: A, B. <text>"``."""

@@ -28,7 +28,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel
+
+from recpilot.data.meta import DatasetMeta, LikedRule, read_meta
+
+__all__ = ["DatasetMeta", "IngestError", "ingest", "interactions_sha256", "read_meta"]
 
 ITEM_COLUMNS = {"item_id": True, "title": True, "text": False, "categories": False, "year": False}
 INTERACTION_COLUMNS = {"user_id": True, "item_id": True, "rating": False, "timestamp": False}
@@ -45,40 +48,6 @@ _INTERACTIONS_SCHEMA = pa.schema(
 
 class IngestError(ValueError):
     """A file cannot be ingested; the message names the file, row and column."""
-
-
-class DatasetMeta(BaseModel):
-    """Contents of a canonical dataset's ``meta.json``.
-
-    Attributes:
-        name: dataset name, e.g. ``movielens-100k``.
-        source: where the data came from (a path, URL or package).
-        created_at: when the dataset was written (timezone-aware, UTC).
-        n_items, n_users, n_interactions: row counts of the canonical files.
-        interactions_sha256: hex sha256 of the canonical interactions content
-            (see :func:`interactions_sha256`).
-    """
-
-    name: str
-    source: str
-    created_at: datetime
-    n_items: int
-    n_users: int
-    n_interactions: int
-    interactions_sha256: str
-
-
-def read_meta(dataset_dir: Path) -> DatasetMeta:
-    """Read ``dataset_dir/meta.json``.
-
-    Raises:
-        FileNotFoundError: the folder holds no ``meta.json``.
-        pydantic.ValidationError: the file is not a valid :class:`DatasetMeta`.
-    """
-    path = Path(dataset_dir) / "meta.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {dataset_dir} is not an ingested dataset")
-    return DatasetMeta.model_validate_json(path.read_text(encoding="utf-8"))
 
 
 def ingest(
@@ -139,6 +108,7 @@ def ingest(
         n_users=int(inter["user_id"].nunique()),
         n_interactions=len(inter),
         interactions_sha256=digest,
+        liked=LikedRule.from_ratings(inter["rating"]),
     )
     _write_atomically(dest_dir, items, inter, meta)
     return meta

@@ -39,18 +39,14 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.services import Services
+from recpilot.agent.services import Services, build_services
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
-from recpilot.data.embeddings import make_encoder
-from recpilot.data.item_index import ItemIndex
 from recpilot.evals.harness import llm_client
 from recpilot.evals.metrics import hit_rate_at_k, ndcg_at_k, rank_of
 from recpilot.evals.split import leave_one_out, sample_users
-from recpilot.funnel.recall import Recall
 from recpilot.funnel.scorers.als import CollaborativeModel
 
-LIKED = 4.0  # stars: a training rating at or above this counts as liked
 PIPELINES = ("popularity", "no-llm", "llm", "llm+sample-gen")
 
 
@@ -96,7 +92,7 @@ def first_message(catalogue: Catalogue, history: pd.DataFrame) -> tuple[str, lis
         raise ValueError("a cold-start message needs at least three training items")
     ordered = history.sort_values(["rating", "timestamp"], ascending=[False, False], kind="stable")
     named = [str(i) for i in ordered["item_id"].head(3)]
-    liked = history.loc[history["rating"] >= LIKED, "item_id"].astype(str)
+    liked = catalogue.liked_ids(history)
     counts = Counter(c for i in liked for c in catalogue.get(i).categories)
     top = [c for c, _ in counts.most_common(2)]
     titles = [title_of(catalogue, i) for i in named]
@@ -109,15 +105,9 @@ def first_message(catalogue: Catalogue, history: pd.DataFrame) -> tuple[str, lis
 def _services(
     settings: Settings, catalogue: Catalogue, model: CollaborativeModel, llm: Any
 ) -> Services:
-    index = ItemIndex.open(settings)
-    if not index.is_built():
-        raise FileNotFoundError(
-            f"no Chroma index for dataset {settings.dataset!r}; run `recpilot index` first"
-        )
-    encoder = make_encoder(settings)
-    vectors = index.vectors([str(i) for i in catalogue.ids])
-    recall = Recall(catalogue, index, encoder, model)
-    return Services(settings, catalogue, index, encoder, model, recall, vectors, llm)
+    return build_services(
+        settings, llm, catalogue=catalogue, coarse_model=model, recall_model=model
+    )
 
 
 def run_cold_start(
@@ -147,12 +137,12 @@ def run_cold_start(
     split = leave_one_out(full.interactions, config.min_user, config.min_item)
     train = split.train_frame("test")
     targets = split.targets("test")
-    liked_counts = train[train["rating"] >= LIKED].groupby("user_id").size()
+    liked_counts = train[full.liked.mask(train)].groupby("user_id").size()
     eligible = [u for u in split.users if liked_counts.get(u, 0) >= 3 and u in targets]
     users = sample_users(eligible, config.users, config.seed)
     chosen = set(users)
     others = train[~train["user_id"].isin(chosen)].reset_index(drop=True)
-    catalogue = Catalogue(full.items, others)
+    catalogue = Catalogue(full.items, others, full.liked)
     model = CollaborativeModel.train(
         others, catalogue.index_of, len(catalogue),
         factors=settings.als_factors, iterations=settings.als_iterations,

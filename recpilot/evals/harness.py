@@ -40,12 +40,13 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from recpilot.agent.graph import build_graph
-from recpilot.agent.services import Services
+from recpilot.agent.services import Services, build_services
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.data.embeddings import make_encoder
 from recpilot.data.ingest import read_meta
 from recpilot.data.item_index import ItemIndex
+from recpilot.data.meta import LikedRule
 from recpilot.evals.metrics import (
     Rank,
     bootstrap_ci,
@@ -65,7 +66,6 @@ from recpilot.evals.split import (
 )
 from recpilot.evals.tuning import AlsParams, TuningResult, ablation, train_als, tune
 from recpilot.funnel import recall as recall_channels
-from recpilot.funnel.recall import Recall
 from recpilot.funnel.scorers.als import CollaborativeModel
 from recpilot.funnel.scorers.hybrid import HybridModel, HybridParams
 from recpilot.llm.client import LLMClient
@@ -235,18 +235,26 @@ class World:
     vectors: np.ndarray
     ids: list[str]
     hidden_full: list[str]
+    liked: LikedRule
 
     def catalogue(self, train: pd.DataFrame) -> Catalogue:
-        """A catalogue of every item with ``train`` as its interactions."""
-        return Catalogue(self.items, train)
+        """A catalogue of every item with ``train`` as its interactions (the dataset's
+        "liked" rule, not one derived from the split)."""
+        return Catalogue(self.items, train, self.liked)
 
     def services(
         self, catalogue: Catalogue, model: CollaborativeModel, llm: LLMClient | None
     ) -> Services:
         """The graph's runtime context for one phase and coarse model."""
-        recall = Recall(catalogue, self.index, self.encoder, model)
-        return Services(
-            self.settings, catalogue, self.index, self.encoder, model, recall, self.vectors, llm
+        return build_services(
+            self.settings,
+            llm,
+            catalogue=catalogue,
+            index=self.index,
+            encoder=self.encoder,
+            item_vectors=self.vectors,
+            coarse_model=model,
+            recall_model=model,  # one model in both slots: the "recall + coarse[model]" rows
         )
 
 
@@ -347,6 +355,7 @@ def load_world(settings: Settings, config: EvalConfig, progress: Progress) -> Wo
         vectors=index.vectors(ids),
         ids=ids,
         hidden_full=[i for i in ids if i not in universe],
+        liked=catalogue.liked,
     )
 
 

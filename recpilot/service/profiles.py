@@ -20,7 +20,7 @@ from recpilot.service.schemas import FeedbackRequest, HistoryItem, ProfileDelete
 from recpilot.stores.feedback import FeedbackStore
 from recpilot.stores.profiles import load_profile, save_profile
 
-LIKED_RATING = 4.0  # a rating at or above this counts as a like
+LIKED_RATING = 4.0  # feedback (1–5 stars): a rating at or above this counts as a like
 DISLIKED_RATING = 2.0  # at or below: a dislike
 
 
@@ -94,11 +94,8 @@ class ProfileService:
         if not known and not feedback and not long_term:
             return None
         liked = Counter(
-            c
-            for h in history
-            if (_number(h.get("rating")) or 0) >= LIKED_RATING
-            for c in cat.get(str(h["item_id"])).categories
-        )
+            c for i in cat.liked_ids(history) for c in cat.get(i).categories
+        )  # "liked" by the dataset's rule (its meta), not the feedback scale below
         recent = [
             HistoryItem(
                 item_id=str(h["item_id"]),

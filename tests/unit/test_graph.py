@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.services import load_services
+from recpilot.agent.services import build_services
 from recpilot.data.catalogue import Catalogue
 from recpilot.llm.client import LLMClient
 
@@ -23,7 +23,7 @@ def client(*answers: str) -> LLMClient:
 
 
 def run(tiny_settings, llm, **kwargs):
-    services = load_services(tiny_settings, llm)
+    services = build_services(tiny_settings, llm)
     state = build_graph().invoke(turn_input(**kwargs), context=services)
     return state, services
 
@@ -101,7 +101,7 @@ def test_cold_user_named_items_drive_recall_and_are_not_recommended(tiny_setting
 
 
 def test_chat_thread_keeps_constraints_and_does_not_repeat(tiny_settings):
-    services = load_services(tiny_settings, None)
+    services = build_services(tiny_settings, None)
     graph = build_graph(InMemorySaver())
     cfg = {"configurable": {"thread_id": "t1"}}
     first = graph.invoke(turn_input("u7", "no horror please", k=3), cfg, context=services)
@@ -128,7 +128,7 @@ def test_fixed_channels_bypass_the_planner(tiny_settings):
 
 
 def test_follow_up_reuses_the_previous_query_and_seeds_from_shown_items(tiny_settings):
-    services = load_services(tiny_settings, None)
+    services = build_services(tiny_settings, None)
     graph = build_graph(InMemorySaver())
     cfg = {"configurable": {"thread_id": "t2"}}
     ask = turn_input(None, "animated films for children", k=2)

@@ -99,14 +99,14 @@ def test_invalid_params_file_names_the_file(tmp_path) -> None:
 
 
 def test_services_use_the_configured_coarse_model(tiny_settings) -> None:
-    from recpilot.agent.services import load_services
+    from recpilot.agent.services import build_services
 
-    hybrid = load_services(tiny_settings, None).collaborative
-    als = load_services(tiny_settings.model_copy(update={"coarse_model": "als"}), None)
+    hybrid = build_services(tiny_settings, None).coarse_model
+    als = build_services(tiny_settings.model_copy(update={"coarse_model": "als"}), None)
     assert isinstance(hybrid, HybridModel)
-    assert type(als.collaborative) is CollaborativeModel
+    assert type(als.coarse_model) is CollaborativeModel
     # same users, same ALS factors underneath
-    assert hybrid.user_ids == als.collaborative.user_ids
+    assert hybrid.user_ids == als.coarse_model.user_ids
 
 
 def test_top_n_ties_break_by_position(toy) -> None:

@@ -6,7 +6,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.services import load_services
+from recpilot.agent.services import build_services
 from recpilot.llm.client import LLMClient
 
 
@@ -18,7 +18,7 @@ def _client(*answers: str) -> LLMClient:
 def test_out_of_range_budget_is_clamped_not_thrown_away(tiny_settings):
     llm = _client(json.dumps({"channels": ["collaborative", "popularity"], "per_channel": 10}))
     state = build_graph().invoke(turn_input("u1", None, k=3, fine_mode="off"),
-                                 context=load_services(tiny_settings, llm))  # fmt: skip
+                                 context=build_services(tiny_settings, llm))  # fmt: skip
     plan = state["plan"]
     assert plan.source == "llm" and plan.per_channel == 20
     note = next(s["note"] for s in state["stages"] if s["stage"] == "plan")
@@ -26,7 +26,7 @@ def test_out_of_range_budget_is_clamped_not_thrown_away(tiny_settings):
 
 
 def test_trace_says_which_path_and_why(tiny_settings):
-    services = load_services(tiny_settings, None)
+    services = build_services(tiny_settings, None)
     warm = build_graph().invoke(turn_input("u1", None, k=3), context=services)
     cold = build_graph().invoke(turn_input("nobody", "a comedy", k=3), context=services)
     anon = build_graph().invoke(turn_input(None, "a comedy", k=3), context=services)

@@ -13,7 +13,7 @@ from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.intent_rules import parse_facts, parse_lifted
 from recpilot.agent.profile_ops import forget_user
 from recpilot.agent.runner import Recommender
-from recpilot.agent.services import load_services
+from recpilot.agent.services import build_services
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.llm.client import LLMClient
@@ -84,7 +84,7 @@ def test_rules_read_lifted_exclusions_and_facts(tiny_settings):
 
 
 def test_remember_node_keeps_constraints_across_threads_until_lifted(tiny_settings, tmp_path):
-    services = load_services(tiny_settings, None)
+    services = build_services(tiny_settings, None)
     settings = Settings(home=tmp_path, _env_file=None)
     with open_store(settings) as store:
         graph = build_graph(store=store)
@@ -106,7 +106,7 @@ def test_remember_node_keeps_constraints_across_threads_until_lifted(tiny_settin
 
 
 def test_profile_likes_seed_recall_and_are_not_recommended(tiny_settings, tmp_path):
-    services = load_services(tiny_settings, None)
+    services = build_services(tiny_settings, None)
     with open_store(Settings(home=tmp_path, _env_file=None)) as store:
         save_profile(store, UserProfile(user_id="stranger", liked=["1", "2"], disliked=["3"]))
         state = build_graph(store=store).invoke(turn_input("stranger", None, k=4),
@@ -170,7 +170,7 @@ PLAN = {"channels": ["semantic", "popularity"], "per_channel": 50}
 def test_sample_generation_seeds_collaborative_recall_with_valid_items_only(tiny_settings):
     proposals = {"titles": ["The Lion King (1994)", "Scream", "Toy Story", "Frozen (2013)"]}
     llm = _client(json.dumps(INTENT), json.dumps(PLAN), json.dumps(proposals))
-    services = load_services(tiny_settings, llm)
+    services = build_services(tiny_settings, llm)
     state = build_graph().invoke(
         turn_input(None, "I loved Toy Story, something for my kids, no horror", k=3,
                    fine_mode="off", sample_generation=True),
@@ -188,7 +188,7 @@ def test_sample_generation_seeds_collaborative_recall_with_valid_items_only(tiny
 
 def test_sample_generation_switch_and_llm_failure(tiny_settings):
     llm = _client(json.dumps(INTENT), json.dumps(PLAN))
-    services = load_services(tiny_settings, llm)
+    services = build_services(tiny_settings, llm)
     assert not tiny_settings.sample_generation  # off by default: the request's None follows it
     off = build_graph().invoke(
         turn_input(None, "something for my kids", k=3, fine_mode="off"), context=services
@@ -200,7 +200,7 @@ def test_sample_generation_switch_and_llm_failure(tiny_settings):
     on = tiny_settings.model_copy(update={"sample_generation": True})  # on by setting
     state = build_graph().invoke(
         turn_input(None, "something for my kids", k=3, fine_mode="off"),
-        context=load_services(on, broken),
+        context=build_services(on, broken),
     )
     assert state["items"] and state["pseudo_items"] == []
     assert any(f.startswith("generate: LLM failed") for f in state["fallbacks"])

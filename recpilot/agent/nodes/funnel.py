@@ -9,11 +9,11 @@ and recorded), and on any failure the coarse order stands.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from langgraph.runtime import Runtime
 
+from recpilot.agent.context import TurnContext, turn_context
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Candidate, State
@@ -21,64 +21,20 @@ from recpilot.funnel.coarse_rank import coarse_rank
 from recpilot.funnel.fine_rank import fine_rank
 from recpilot.funnel.recall import RecallRequest
 
-LIKED_RATING = 4.0  # a rating at or above this counts as "liked" (MovieLens 1–5 stars)
-
-
-@dataclass
-class UserContext:
-    """What the funnel knows about the requesting user, derived from state and catalogue.
-
-    Attributes:
-        history: the user's interactions, oldest first (may be empty).
-        liked_ids: liked item ids, most recent last (history ≥ 4★, the profile's likes,
-            then items named).
-        seen: catalogue positions never to recommend (rated, shown, named, excluded,
-            liked or disliked in the profile).
-        user_vec: ALS vector (fitted, or solved from named, remembered and
-            LLM-generated pseudo-interaction items) or None.
-    """
-
-    history: list[dict]
-    liked_ids: list[str]
-    seen: set[int]
-    user_vec: np.ndarray | None
-
-
-def user_context(svc: Services, state: State) -> UserContext:
-    """Build the :class:`UserContext` of this turn."""
-    cat = svc.catalogue
-    user_id = state.get("user_id")
-    frame = cat.user_history(user_id) if user_id and cat.known_user(user_id) else None
-    history = [] if frame is None else frame.to_dict("records")
-    named = list(state["intent"].liked_items)
-    profile = state.get("profile")
-    remembered = [i for i in (profile.liked if profile else []) if cat.has(i)]
-    disliked = [i for i in (profile.disliked if profile else []) if cat.has(i)]
-    rated = [h["item_id"] for h in history if h.get("rating", 1.0) >= LIKED_RATING]
-    liked = list(dict.fromkeys(rated + remembered + named))
-    constraints = state.get("thread_constraints")
-    excluded = list(constraints.exclude_items) if constraints else []
-    seen_ids = [h["item_id"] for h in history] + named + list(state.get("shown", [])) + excluded
-    seen_ids += remembered + disliked
-    seen = {cat.index_of[i] for i in seen_ids if i in cat.index_of}
-    seeds = [*remembered, *named, *state.get("pseudo_items", [])]
-    seed_pos = [cat.index_of[i] for i in seeds if i in cat.index_of]
-    user_vec = svc.collaborative.user_vector(user_id, seed_pos)
-    return UserContext(history, liked, seen, user_vec)
-
 
 def recall(state: State, runtime: Runtime[Services]) -> dict:
     """Graph node: run the planned recall channels; write ``candidates``."""
     started = time.perf_counter()
     svc = services_of(runtime)
     plan = state["plan"]
-    ctx = user_context(svc, state)
+    ctx = turn_context(svc, state)
     req = RecallRequest(
         allowed=svc.catalogue.allowed_mask(state["thread_constraints"]),
         seen=ctx.seen,
         query=state["intent"].query,
+        query_vec=ctx.query_vec,
         liked_ids=ctx.liked_ids,
-        user_vec=ctx.user_vec,
+        user_vec=ctx.recall_state,
         channels=tuple(plan.channels),
         per_channel=plan.per_channel,
     )
@@ -95,20 +51,18 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
     """Graph node: score every candidate with the coarse ranker; keep the short list."""
     started = time.perf_counter()
     svc = services_of(runtime)
-    ctx = user_context(svc, state)
+    ctx = turn_context(svc, state)
     by_id = {c["item_id"]: c for c in state.get("candidates", [])}
     ids = list(by_id)
-    query = state["intent"].query
     sims = None
-    if query and ids:
-        qvec = svc.encoder.encode([query])[0]
+    if ctx.query_vec is not None and ids:
         positions = np.array([svc.catalogue.index_of[i] for i in ids])
-        sims = svc.item_vectors[positions] @ qvec
+        sims = svc.item_vectors[positions] @ ctx.query_vec
     ranked = coarse_rank(
         ids,
         svc.catalogue,
-        svc.collaborative,
-        ctx.user_vec,
+        svc.coarse_model,
+        ctx.coarse_state,
         query_sims=sims,
         keep=state["plan"].coarse_keep,
     )
@@ -118,7 +72,7 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
         cand["coarse"] = score
         cand["final"] = score
         short.append(cand)  # type: ignore[arg-type]
-    signal = "ALS" if ctx.user_vec is not None else "popularity"
+    signal = "ALS" if ctx.coarse_state is not None else "popularity"
     note = f"{signal}{' + query similarity' if sims is not None else ''}; kept {len(short)}"
     return {"candidates": short, "stages": record(state, "coarse", started, len(short), note=note)}
 
@@ -129,7 +83,7 @@ def _describe(svc: Services, item_id: str) -> dict:
             "categories": item.categories}  # fmt: skip
 
 
-def profile_summary(svc: Services, state: State, ctx: UserContext) -> str:
+def profile_summary(svc: Services, state: State, ctx: TurnContext) -> str:
     """A short profile for the fine-ranking prompt: top categories of liked items, the
     stored interest summary and attributes (long-term memory), the request."""
     parts = []
@@ -169,7 +123,7 @@ def fine(state: State, runtime: Runtime[Services]) -> dict:
             "fallbacks": fallbacks,
             "stages": record(state, "fine", started, len(short), True, "LLM unreachable"),
         }
-    ctx = user_context(svc, state)
+    ctx = turn_context(svc, state)
     recent = ctx.history[-svc.settings.history_items :] if svc.settings.history_items else []
     history = [_describe(svc, h["item_id"]) | {"rating": h.get("rating")} for h in recent]
     history += [_describe(svc, i) | {"rating": None} for i in state["intent"].liked_items]

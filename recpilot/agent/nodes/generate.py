@@ -5,7 +5,7 @@ the LLM, from what the user said (and what their profile remembers), proposes a 
 well-known titles the user would probably like; each is resolved against the
 catalogue by fuzzy title, must pass the thread's hard constraints and must not be an
 item the user named. The surviving ids become *pseudo-interactions*:
-``funnel.user_context`` folds them into the ALS user vector, so the collaborative
+``agent.context.turn_context`` folds them into the recall model's user state, so the collaborative
 channel can recall for a stranger. They are seeds, not "seen" items: they may still be
 recommended. Unmatched or filtered titles are listed in the stage note; an LLM failure
 leaves the plan as it was and is recorded as a fallback.

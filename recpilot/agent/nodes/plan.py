@@ -118,7 +118,7 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     settings = svc.settings
     user_id = state.get("user_id")
     intent = state["intent"]
-    warm = svc.collaborative.knows(user_id)
+    warm = svc.coarse_model.knows(user_id)
     profile = state.get("profile")
     remembered = len(profile.liked) if profile else 0
     why = (

@@ -15,9 +15,11 @@ runtime context.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
@@ -30,6 +32,18 @@ from recpilot.agent.nodes.understand import understand
 from recpilot.agent.services import Services
 from recpilot.agent.state import State
 from recpilot.data.catalogue import Constraints
+from recpilot.llm.calls import in_node
+
+NODES = {
+    "understand": understand,
+    "plan": plan,
+    "recall": recall,
+    "coarse": coarse,
+    "fine": fine,
+    "respond": respond,
+    "generate": generate,
+    "remember": remember,
+}
 
 
 def after_coarse(state: State) -> str:
@@ -42,6 +56,18 @@ def after_coarse(state: State) -> str:
 def after_plan(state: State) -> str:
     """Route cold-path requests through sample generation when it is switched on."""
     return "generate" if state["plan"].sample_generation else "recall"
+
+
+def node(name: str, fn: Callable[[State, Runtime[Services]], dict]) -> Callable:
+    """``fn`` as graph node ``name``: its LLM calls are recorded under that name."""
+
+    def run(state: State, runtime: Runtime[Services]) -> dict:
+        with in_node(name):
+            return fn(state, runtime)
+
+    run.__name__ = name
+    run.__doc__ = fn.__doc__
+    return run
 
 
 def build_graph(checkpointer: Checkpointer = None, store: BaseStore | None = None) -> Any:
@@ -58,14 +84,8 @@ def build_graph(checkpointer: Checkpointer = None, store: BaseStore | None = Non
         ``context=Services``.
     """
     builder = StateGraph(State, context_schema=Services)
-    builder.add_node("understand", understand)
-    builder.add_node("plan", plan)
-    builder.add_node("recall", recall)
-    builder.add_node("coarse", coarse)
-    builder.add_node("fine", fine)
-    builder.add_node("respond", respond)
-    builder.add_node("generate", generate)
-    builder.add_node("remember", remember)
+    for name, fn in NODES.items():
+        builder.add_node(name, node(name, fn))
     builder.add_edge(START, "understand")
     builder.add_edge("understand", "plan")
     builder.add_conditional_edges("plan", after_plan, ["generate", "recall"])

@@ -21,6 +21,7 @@ from recpilot.agent.services import Services, build_services
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Constraints
+from recpilot.llm.calls import recording
 from recpilot.llm.client import LLMClient
 from recpilot.llm.server import resolve_llm
 from recpilot.stores.checkpoints import open_checkpointer
@@ -185,8 +186,6 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             check_user_id(user_id)
         if constraints is not None:
             constraints = self.normalized(constraints)
-        llm = self.services.llm
-        first_call = len(llm.calls) if llm else 0
         graph, config = self.once_graph, {}
         if thread_id:
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
@@ -199,28 +198,29 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
                 config["metadata"] = {"user_id": user_id}
         request = {"user_id": user_id, "thread_id": thread_id, "message": message, "k": k}
         run_id = new_run_id()
-        recorder = TraceRecorder(run_id, request, llm.calls if llm else None, on_node)
         started = time.perf_counter()
         state: dict[str, Any] | None = None
-        try:
-            for mode, chunk in graph.stream(
-                turn_input(
-                    user_id, message, k, constraints, fine_mode, channels, sample_generation
-                ),
-                config=config,
-                context=self.services,
-                stream_mode=["updates", "values"],
-            ):
-                recorder.feed(mode, chunk)
-                if mode == "values":
-                    state = chunk
-        except BaseException as err:
-            self._store(recorder.finish(None, err))
-            raise
+        with recording() as log:  # this run's LLM calls, by node
+            recorder = TraceRecorder(run_id, request, log, on_node)
+            try:
+                for mode, chunk in graph.stream(
+                    turn_input(
+                        user_id, message, k, constraints, fine_mode, channels, sample_generation
+                    ),
+                    config=config,
+                    context=self.services,
+                    stream_mode=["updates", "values"],
+                ):
+                    recorder.feed(mode, chunk)
+                    if mode == "values":
+                        state = chunk
+            except BaseException as err:
+                self._store(recorder.finish(None, err))
+                raise
         total_ms = (time.perf_counter() - started) * 1000
         assert state is not None
         self._store(recorder.finish(state))
-        calls = llm.calls[first_call:] if llm else []
+        calls = log.calls
         usage = LLMUsage(
             calls=len(calls),
             prompt_tokens=sum(c.prompt_tokens for c in calls),

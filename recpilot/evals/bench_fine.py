@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from recpilot.funnel.fine_rank import DEFAULT_TOP_N, FineModeName, fine_rank
+from recpilot.llm.calls import recording
 from recpilot.llm.client import LLMClient
 
 DEFAULT_PROFILE = "Likes animated family films and musicals; rates Disney classics highly."
@@ -75,18 +76,18 @@ def measure_fine_rank(
                     client.yes_probability(_FLUSH, purpose="bench_flush")
                 except Exception:  # noqa: BLE001 - the flush is best effort
                     pass
-            client.reset_calls()
             start = time.perf_counter()
-            result = fine_rank(
-                client, profile, history, catalogue_like_candidates, mode, weight,
-                prompt_token_budget, **fine_kwargs,
-            )  # fmt: skip
+            with recording() as log:
+                result = fine_rank(
+                    client, profile, history, catalogue_like_candidates, mode, weight,
+                    prompt_token_budget, **fine_kwargs,
+                )  # fmt: skip
             times.append(time.perf_counter() - start)
             if run == 0:
                 cold = {
-                    "llm_calls": len(client.calls),
-                    "prompt_tokens": sum(c.prompt_tokens for c in client.calls),
-                    "completion_tokens": sum(c.completion_tokens for c in client.calls),
+                    "llm_calls": len(log.calls),
+                    "prompt_tokens": sum(c.prompt_tokens for c in log.calls),
+                    "completion_tokens": sum(c.completion_tokens for c in log.calls),
                     "prompt_tokens_est": result.prompt_tokens_est,
                     "history_used": result.history_used,
                     "truncated": len(result.truncated_ids),

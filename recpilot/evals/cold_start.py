@@ -46,6 +46,7 @@ from recpilot.evals.harness import llm_client
 from recpilot.evals.metrics import hit_rate_at_k, ndcg_at_k, rank_of
 from recpilot.evals.split import leave_one_out, sample_users
 from recpilot.funnel.scorers.als import CollaborativeModel
+from recpilot.llm.calls import recording
 
 PIPELINES = ("popularity", "no-llm", "llm", "llm+sample-gen")
 
@@ -174,8 +175,8 @@ def run_cold_start(
                     sample_generation=p == "llm+sample-gen",
                 )
                 inputs["shown"] = hidden
-                first = len(llm.calls) if llm is not None else 0
-                state = graph.invoke(inputs, context=svc)
+                with recording() as log:
+                    state = graph.invoke(inputs, context=svc)
                 ranked = [i.item_id for i in state["items"]]
                 rank = rank_of(ranked, targets[user])
                 ranks[p].append(rank)
@@ -188,7 +189,7 @@ def run_cold_start(
                     "fallbacks": state["fallbacks"],
                 }
                 if llm is not None and p.startswith("llm"):
-                    for call in llm.calls[first:]:
+                    for call in log.calls:
                         llm_stats["calls"] += 1
                         llm_stats["failed"] += int(bool(call.error))
                         llm_stats["prompt_tokens"] += call.prompt_tokens

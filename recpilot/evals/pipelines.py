@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from recpilot.agent.graph import turn_input
 from recpilot.agent.services import Services
 from recpilot.funnel.fine_rank import minmax
+from recpilot.llm.calls import recording
 
 FineMode = Literal["off", "pointwise", "listwise"]
 
@@ -79,7 +80,7 @@ class RunRecord:
         coarse_order: the coarse node's short list, in coarse order.
         wall_ms: wall time of the whole graph run, ms.
         stage_ms: ``{stage: ms}`` from ``state["stages"]``.
-        llm_calls, prompt_tokens, completion_tokens, llm_failed: from ``LLMClient.calls``.
+        llm_calls, prompt_tokens, completion_tokens, llm_failed: from the run's call log.
         llm_ms: summed LLM call latency, ms.
         fell_back: the fine stage kept the coarse order because the LLM failed.
     """
@@ -120,8 +121,6 @@ def run_graph(
     Returns:
         The :class:`RunRecord`.
     """
-    llm = services.llm
-    first = len(llm.calls) if llm is not None else 0
     inputs = turn_input(
         user_id, None, k, None, pipeline.fine_mode, list(pipeline.channels or []) or None
     )
@@ -132,7 +131,10 @@ def run_graph(
     items: list[str] = []
     stages: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for update in graph.stream(inputs, context=services, stream_mode="updates"):
+    with recording() as log:
+        updates = list(graph.stream(inputs, context=services, stream_mode="updates"))
+    wall_ms = (time.perf_counter() - started) * 1000
+    for update in updates:
         for node, out in update.items():
             if not out:
                 continue
@@ -145,8 +147,7 @@ def run_graph(
             if node == "respond":
                 items = [i.item_id for i in out.get("items", [])]
             stages = out.get("stages", stages)
-    wall_ms = (time.perf_counter() - started) * 1000
-    calls = llm.calls[first:] if llm is not None else []
+    calls = log.calls
     return RunRecord(
         ranked=recall_ids if pipeline.cut == "recall" else items,
         candidates=recall_ids,

@@ -25,6 +25,7 @@ import json
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -48,10 +49,12 @@ from tenacity import (
 )
 
 from recpilot.config.settings import Settings
+from recpilot.llm import calls as call_log
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 JsonForm = Literal["json_object_schema", "json_schema"]
 
+CALLS_KEPT = 64  # LLMClient.calls: the last calls kept on the client for inspection
 YES_TOKENS = frozenset({"yes"})  # compared after strip() and lower()
 NO_TOKENS = frozenset({"no"})
 
@@ -239,7 +242,9 @@ class LLMClient:
         api_key: bearer token for :meth:`ping`'s HTTP probe.
 
     Attributes:
-        calls: one :class:`LLMCall` per call, failed ones included.
+        calls: the last ``CALLS_KEPT`` :class:`LLMCall` records of this client, failed
+            ones included (for inspection; bounded). A run's own calls are recorded with
+            :func:`recpilot.llm.calls.recording`.
     """
 
     def __init__(
@@ -258,7 +263,7 @@ class LLMClient:
         self.retry_wait_s = retry_wait_s
         self.base_url = base_url
         self.api_key = api_key
-        self.calls: list[LLMCall] = []
+        self.calls: deque[LLMCall] = deque(maxlen=CALLS_KEPT)
 
     @classmethod
     def from_settings(
@@ -304,7 +309,7 @@ class LLMClient:
     # -- plumbing ------------------------------------------------------------------------
 
     def reset_calls(self) -> None:
-        """Forget the recorded calls."""
+        """Forget the calls kept on this client (runs' logs are their own)."""
         self.calls.clear()
 
     def _cap(self, max_tokens: int) -> dict[str, Any]:
@@ -317,6 +322,7 @@ class LLMClient:
     ) -> tuple[AIMessage, LLMCall]:
         record = LLMCall(purpose=purpose, messages=[dict(m) for m in messages])
         self.calls.append(record)
+        call_log.record(record)  # the active run's log, keyed by node
         lc_messages = convert_to_messages(list(messages))
         start = time.perf_counter()
         attempts = 0

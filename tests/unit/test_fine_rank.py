@@ -223,7 +223,7 @@ def test_budget_too_small_falls_back_without_calling():
     client = client_for('{"ranking": ["c0"]}')
     result = rank(client, prompt_token_budget=20)
     assert result.fell_back and "budget" in (result.fallback_reason or "")
-    assert client.calls == [] and result.order == coarse_ids()
+    assert not client.calls and result.order == coarse_ids()
 
 
 def test_estimate_tokens_counts_digits_one_by_one():
@@ -258,7 +258,7 @@ def test_bad_arguments_raise():
 def test_no_candidates_is_an_empty_result():
     client = client_for("{}")
     result = fine_rank(client, "p", history(), [], "listwise", 0.5, 1000)
-    assert result.order == [] and not result.fell_back and client.calls == []
+    assert result.order == [] and not result.fell_back and not client.calls
 
 
 # -- prompt loader -------------------------------------------------------------------------

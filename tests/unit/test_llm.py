@@ -87,7 +87,7 @@ def test_json_valid_is_parsed_and_recorded():
     assert call.purpose == "test" and call.response == '{"pick": "b"}'
     assert call.error is None and call.retries == 0 and call.messages == MSGS
     client.reset_calls()
-    assert client.calls == []
+    assert not client.calls
 
 
 def test_json_accepts_a_code_fence():

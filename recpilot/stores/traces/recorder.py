@@ -4,7 +4,8 @@ The runner streams the graph with ``stream_mode=["updates", "values"]`` and hand
 chunk to a :class:`TraceRecorder`: "values" chunks keep the state *before* the next node
 (its inputs), "updates" chunks are what a node wrote (its outputs). Because the graph runs
 its nodes one after another, the LLM calls made since the previous node finished belong to
-the node that just finished.
+the node that just finished. LLM calls come from the run's
+:class:`~recpilot.llm.calls.CallLog`, where each call carries the node that made it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from recpilot.llm.calls import CallLog
 from recpilot.llm.client import LLMCall
 
 MAX_CANDIDATES = 500  # candidates kept per stage in a trace (recall can return more)
@@ -144,8 +146,8 @@ class TraceRecorder:
     Args:
         run_id: the run's id.
         request: ``user_id``, ``thread_id``, ``message``, ``k`` of the run.
-        llm_calls: the LLM client's live ``calls`` list (or None without an LLM); calls
-            appended during the run are attributed to the node that just finished.
+        llm_calls: the run's :class:`~recpilot.llm.calls.CallLog` (None: no LLM calls are
+            recorded); each node's trace holds the calls the log attributes to it.
         on_node: called with each :class:`NodeTrace` as soon as its node finishes (used to
             stream events); exceptions from it propagate.
     """
@@ -154,7 +156,7 @@ class TraceRecorder:
         self,
         run_id: str,
         request: dict[str, Any],
-        llm_calls: list[LLMCall] | None,
+        llm_calls: CallLog | None,
         on_node: Callable[[NodeTrace], None] | None = None,
     ) -> None:
         self.trace = RunTrace(
@@ -166,7 +168,6 @@ class TraceRecorder:
             started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
         self._calls = llm_calls
-        self._seen_calls = len(llm_calls) if llm_calls is not None else 0
         self._on_node = on_node
         self._state: dict[str, Any] = {}
         self._t0 = time.perf_counter()
@@ -188,8 +189,7 @@ class TraceRecorder:
         ms = float(stage.get("ms", 0.0))
         calls: list[LLMCall] = []
         if self._calls is not None:
-            calls = [c.model_copy() for c in self._calls[self._seen_calls :]]
-            self._seen_calls = len(self._calls)
+            calls = [c.model_copy() for c in self._calls.by_node(node)]
         before = self._state
         inputs = {}
         for key in NODE_INPUTS.get(node, ()):

@@ -30,7 +30,7 @@ from recpilot.agent.nodes.remember import remember
 from recpilot.agent.nodes.respond import respond
 from recpilot.agent.nodes.understand import understand
 from recpilot.agent.services import Services
-from recpilot.agent.state import State
+from recpilot.agent.state import State, scratch_reset
 from recpilot.data.catalogue import Constraints
 from recpilot.llm.calls import in_node
 
@@ -58,12 +58,34 @@ def after_plan(state: State) -> str:
     return "generate" if state["plan"].sample_generation else "recall"
 
 
+class ReadTracker(dict):
+    """The state as a node sees it, remembering which fields the node read."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__(state)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # noqa: D102 - dict.get
+        self.read.add(key)
+        return super().get(key, default)
+
+
 def node(name: str, fn: Callable[[State, Runtime[Services]], dict]) -> Callable:
-    """``fn`` as graph node ``name``: its LLM calls are recorded under that name."""
+    """``fn`` as graph node ``name``: its LLM calls are recorded under that name, and its
+    stage record lists the state fields it read (the trace's node inputs)."""
 
     def run(state: State, runtime: Runtime[Services]) -> dict:
+        reading = ReadTracker(state)
         with in_node(name):
-            return fn(state, runtime)
+            update = fn(reading, runtime)  # type: ignore[arg-type]
+        for rec in (update or {}).get("stages") or []:
+            if rec.get("stage") == name:
+                rec["reads"] = sorted(reading.read)
+        return update
 
     run.__name__ = name
     run.__doc__ = fn.__doc__
@@ -109,9 +131,9 @@ def turn_input(
 ) -> dict:
     """The input of one run: the request plus a reset of every per-turn field.
 
-    ``intent`` and ``items`` are not reset: until ``understand`` and ``respond``
-    overwrite them they hold the previous turn's, which a follow-up ("more like
-    that") refers to.
+    Every field of ``TurnScratch`` is reset (:func:`~recpilot.agent.state.scratch_reset`,
+    from its annotations); what a follow-up ("more like that") refers to is the thread
+    memory's explicit ``previous`` turn.
 
     ``channels`` fixes the recall channels (used by evaluation to run one channel
     alone); None lets the plan step decide. ``sample_generation`` switches LLM
@@ -126,13 +148,7 @@ def turn_input(
         "fine_mode": fine_mode,
         "channels": channels,
         "sample_generation": sample_generation,
-        "profile": None,
-        "pseudo_items": [],
-        "candidates": [],
-        "stages": [],
-        "fallbacks": [],
-        "dropped_ids": [],
-        "llm_down": False,
+        **scratch_reset(),
     }
 
 

@@ -146,7 +146,7 @@ def run_graph(
                 coarse_order = [c["item_id"] for c in out.get("candidates", [])]
             if node == "respond":
                 items = [i.item_id for i in out.get("items", [])]
-            stages = out.get("stages", stages)
+            stages += out.get("stages") or []  # each node's own record (a reducer appends)
     calls = log.calls
     return RunRecord(
         ranked=recall_ids if pipeline.cut == "recall" else items,

@@ -7,7 +7,7 @@ import time
 from langgraph.runtime import Runtime
 
 from recpilot.agent.services import Services, default_services
-from recpilot.agent.state import StageRecord, State
+from recpilot.agent.state import Code, StageRecord, State
 
 
 def services_of(runtime: Runtime[Services] | None) -> Services:
@@ -18,14 +18,31 @@ def services_of(runtime: Runtime[Services] | None) -> Services:
 
 
 def record(
-    state: State, stage: str, started: float, n_out: int, fell_back: bool = False, note: str = ""
+    state: State,
+    stage: str,
+    started: float,
+    n_out: int,
+    fell_back: bool = False,
+    note: str = "",
+    codes: list[Code] | tuple[Code, ...] = (),
 ) -> list[StageRecord]:
-    """``state['stages']`` plus one record for ``stage`` (duration from ``started``, ms)."""
+    """The one stage record a node adds to ``stages`` (the state's reducer appends it).
+
+    Args:
+        state: the node's input (unused; kept so every call site reads the same).
+        stage: the node's name.
+        started: ``time.perf_counter()`` at the node's start (duration in ms).
+        n_out: the node's output size (candidates, items, channels, …).
+        fell_back: the node used its non-LLM fallback.
+        note: one line for people.
+        codes: structured reason codes (:class:`~recpilot.agent.state.Code`).
+    """
     rec: StageRecord = {
         "stage": stage,
         "ms": round((time.perf_counter() - started) * 1000, 2),
         "n_out": n_out,
         "fell_back": fell_back,
+        "codes": [str(c) for c in dict.fromkeys(codes)],
         "note": note,
     }
-    return [*state.get("stages", []), rec]
+    return [rec]

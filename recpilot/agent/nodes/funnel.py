@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 from recpilot.agent.context import TurnContext, turn_context
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
-from recpilot.agent.state import Candidate, State
+from recpilot.agent.state import Candidate, Code, State
 from recpilot.funnel.coarse_rank import coarse_rank
 from recpilot.funnel.fine_rank import fine_rank
 from recpilot.funnel.recall import RecallRequest
@@ -41,9 +41,10 @@ def recall(state: State, runtime: Runtime[Services]) -> dict:
     merged, counts = svc.recall.run(req)
     candidates: list[Candidate] = [c.to_dict() for c in merged.values()]  # type: ignore[misc]
     note = ", ".join(f"{ch}={n}" for ch, n in counts.items()) + f"; merged={len(candidates)}"
+    codes = [] if candidates else [Code.NO_CANDIDATES]
     return {
         "candidates": candidates,
-        "stages": record(state, "recall", started, len(candidates), note=note),
+        "stages": record(state, "recall", started, len(candidates), note=note, codes=codes),
     }
 
 
@@ -74,7 +75,10 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
         short.append(cand)  # type: ignore[arg-type]
     signal = "ALS" if ctx.coarse_state is not None else "popularity"
     note = f"{signal}{' + query similarity' if sims is not None else ''}; kept {len(short)}"
-    return {"candidates": short, "stages": record(state, "coarse", started, len(short), note=note)}
+    codes = [Code.SCORED_BY_MODEL if ctx.coarse_state is not None else Code.SCORED_BY_POPULARITY]
+    codes += [Code.QUERY_SIMILARITY] if sims is not None else []
+    stages = record(state, "coarse", started, len(short), note=note, codes=codes)
+    return {"candidates": short, "stages": stages}
 
 
 def _describe(svc: Services, item_id: str) -> dict:
@@ -115,13 +119,12 @@ def fine(state: State, runtime: Runtime[Services]) -> dict:
     svc = services_of(runtime)
     plan = state["plan"]
     short = state.get("candidates", [])
-    fallbacks = list(state.get("fallbacks", []))
-    dropped = list(state.get("dropped_ids", []))
     if state.get("llm_down") or svc.llm is None:
-        fallbacks.append("fine: skipped, the LLM was unreachable earlier in this run")
         return {
-            "fallbacks": fallbacks,
-            "stages": record(state, "fine", started, len(short), True, "LLM unreachable"),
+            "fallbacks": ["fine: skipped, the LLM was unreachable earlier in this run"],
+            "stages": record(
+                state, "fine", started, len(short), True, "LLM unreachable", [Code.LLM_SKIPPED]
+            ),
         }
     ctx = turn_context(svc, state)
     recent = ctx.history[-svc.settings.history_items :] if svc.settings.history_items else []
@@ -146,17 +149,21 @@ def fine(state: State, runtime: Runtime[Services]) -> dict:
         cand["fine"] = result.llm_scores.get(item_id)
         cand["final"] = result.scores.get(item_id, cand["coarse"])
         ranked.append(cand)  # type: ignore[arg-type]
-    dropped += result.dropped_ids
+    fallbacks: list[str] = []
+    codes: list[Code] = []
     note = f"{plan.fine_mode}, weight {svc.settings.fine_weight}"
     if result.fell_back:
         fallbacks.append(f"fine: {result.fallback_reason}; kept the coarse order")
         note += f"; fell back: {result.fallback_reason}"
+        codes.append(Code.LLM_FAILED)
+        codes += [Code.LLM_UNREACHABLE] if result.llm_unreachable else []
     if result.dropped_ids:
         note += f"; dropped invalid ids: {', '.join(result.dropped_ids)}"
+        codes.append(Code.INVALID_IDS_DROPPED)
     return {
         "candidates": ranked,
         "fallbacks": fallbacks,
-        "dropped_ids": dropped,
-        "llm_down": state.get("llm_down", False) or result.llm_unreachable,
-        "stages": record(state, "fine", started, len(ranked), result.fell_back, note),
+        "dropped_ids": list(result.dropped_ids),
+        "llm_down": result.llm_unreachable,
+        "stages": record(state, "fine", started, len(ranked), result.fell_back, note, codes),
     }

@@ -22,7 +22,7 @@ from langgraph.runtime import Runtime
 
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
-from recpilot.agent.state import State
+from recpilot.agent.state import Code, State
 from recpilot.data.catalogue import Catalogue, Constraints
 from recpilot.llm.client import LLMError
 from recpilot.prompts import load_prompt
@@ -101,7 +101,6 @@ def generate(state: State, runtime: Runtime[Services]) -> dict:
     svc = services_of(runtime)
     cat = svc.catalogue
     plan = state["plan"]
-    fallbacks = list(state.get("fallbacks", []))
     years = cat.items["year"].dropna()
     said, known = what_user_said(state, cat)
     n = svc.settings.sample_items
@@ -121,11 +120,11 @@ def generate(state: State, runtime: Runtime[Services]) -> dict:
             max_tokens=24 * n,
         )
     except LLMError as err:
-        fallbacks.append(f"generate: LLM failed ({err}); no pseudo-interactions")
+        codes = [Code.LLM_FAILED] + ([Code.LLM_UNREACHABLE] if err.unreachable else [])
         return {
-            "fallbacks": fallbacks,
-            "llm_down": state.get("llm_down", False) or err.unreachable,
-            "stages": record(state, "generate", started, 0, True, "LLM failed"),
+            "fallbacks": [f"generate: LLM failed ({err}); no pseudo-interactions"],
+            "llm_down": err.unreachable,
+            "stages": record(state, "generate", started, 0, True, "LLM failed", codes),
         }
     exclude = set(state["intent"].liked_items)
     cons = state.get("thread_constraints") or Constraints()
@@ -137,6 +136,7 @@ def generate(state: State, runtime: Runtime[Services]) -> dict:
     if kept and "collaborative" not in plan.channels:
         update["plan"] = plan.model_copy(update={"channels": [*plan.channels, "collaborative"]})
         note += "; added the collaborative channel"
-    update["stages"] = record(state, "generate", started, len(kept), False, note)
-    update["fallbacks"] = fallbacks
+    update["stages"] = record(
+        state, "generate", started, len(kept), False, note, [Code.SAMPLE_GENERATION]
+    )
     return update

@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
-from recpilot.agent.state import Plan, State
+from recpilot.agent.state import Code, Plan, State
 from recpilot.funnel import recall as channels_registry
 from recpilot.funnel.recall import RecallSignals
 from recpilot.llm.client import LLMError
@@ -138,7 +138,8 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     if svc.llm is None:
         fine_mode = "off"
     result = rules_plan(warm, usable, settings.recall_per_channel, keep, fine_mode, why)
-    fallbacks = list(state.get("fallbacks", []))
+    fallbacks: list[str] = []
+    codes = [Code.PATH_WARM if warm else Code.PATH_COLD]
     llm_down = state.get("llm_down", False)
     fell_back = False
     note = ""
@@ -151,6 +152,7 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
         result = result.model_copy(
             update={"channels": list(fixed), "source": "request", "reason": "channels fixed"}
         )
+        codes.append(Code.CHANNELS_FIXED)
     elif settings.planner == "llm" and svc.llm is not None and not llm_down:
         facts = "\n".join(
             [
@@ -174,6 +176,7 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
             per_channel = min(max(int(out["per_channel"]), lo), hi)
             if per_channel != out["per_channel"]:
                 note += f"per_channel {out['per_channel']} clamped to {per_channel}; "
+                codes.append(Code.BUDGET_CLAMPED)
             chosen = [c for c in dict.fromkeys(out["channels"]) if c in usable]
             ignored = [c for c in out["channels"] if c not in usable]
             for backstop in channels_registry.channels():
@@ -190,10 +193,13 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
             )
             if ignored:
                 note += f"ignored channels without input: {', '.join(ignored)}; "
+                codes.append(Code.CHANNELS_IGNORED)
         except LLMError as err:
             fell_back = True
             llm_down = err.unreachable
             fallbacks.append(f"plan: LLM failed ({err}); used the rules plan")
+            codes += [Code.LLM_FAILED, Code.RULES_ONLY]
+            codes += [Code.LLM_UNREACHABLE] if err.unreachable else []
     if generate:
         result = result.model_copy(
             update={
@@ -205,9 +211,10 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     note += f"{result.path} path via {result.source}: {', '.join(result.channels)}"
     if generate:
         note += "; then sample generation"
+        codes.append(Code.SAMPLE_GENERATION)
     return {
         "plan": result,
         "fallbacks": fallbacks,
         "llm_down": llm_down,
-        "stages": record(state, "plan", started, len(result.channels), fell_back, note),
+        "stages": record(state, "plan", started, len(result.channels), fell_back, note, codes),
     }

@@ -22,7 +22,7 @@ from langgraph.runtime import Runtime
 from recpilot.agent.intent_rules import parse_constraints
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
-from recpilot.agent.state import State
+from recpilot.agent.state import Code, State
 from recpilot.stores.profiles import UserProfile, load_profile, save_profile
 
 
@@ -67,7 +67,11 @@ def remember(state: State, runtime: Runtime[Services]) -> dict:
         return {}
     started = time.perf_counter()
     if not user_id:
-        return {"stages": record(state, "remember", started, 0, note="anonymous: not stored")}
+        return {
+            "stages": record(
+                state, "remember", started, 0, note="anonymous: not stored", codes=[Code.ANONYMOUS]
+            )
+        }
     svc = services_of(runtime)
     message = state.get("message") or ""
     stated = parse_constraints(message, svc.catalogue).exclude_categories if message else []
@@ -77,4 +81,5 @@ def remember(state: State, runtime: Runtime[Services]) -> dict:
     if changes:
         save_profile(store, profile)
     note = "; ".join(changes) if changes else "nothing new"
-    return {"stages": record(state, "remember", started, len(changes), note=note)}
+    codes = [Code.PROFILE_UPDATED] if changes else []
+    return {"stages": record(state, "remember", started, len(changes), note=note, codes=codes)}

@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
-from recpilot.agent.state import Candidate, RecommendedItem, State
+from recpilot.agent.state import Candidate, PreviousTurn, RecommendedItem, State
 from recpilot.data.catalogue import Catalogue
 from recpilot.funnel.recall import by_explain_order, get_channel
 
@@ -49,7 +49,8 @@ def reason_for(cand: Candidate, catalogue: Catalogue, query: str) -> str:
 
 
 def respond(state: State, runtime: Runtime[Services]) -> dict:
-    """Graph node: write ``items`` (top k), ``reply`` and the AI message; update ``shown``."""
+    """Graph node: write ``items`` (top k), ``reply`` and the AI message; update ``shown``
+    and the thread's ``previous`` turn."""
     started = time.perf_counter()
     svc = services_of(runtime)
     k = state.get("k", 10)
@@ -79,5 +80,6 @@ def respond(state: State, runtime: Runtime[Services]) -> dict:
         "reply": reply,
         "messages": [AIMessage(reply)],
         "shown": [i.item_id for i in items],
+        "previous": PreviousTurn(intent=state["intent"], item_ids=[i.item_id for i in items]),
         "stages": record(state, "respond", started, len(items)),
     }

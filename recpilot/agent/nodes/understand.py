@@ -28,7 +28,7 @@ from recpilot.agent.intent_rules import (
 )
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
-from recpilot.agent.state import Intent, State
+from recpilot.agent.state import Code, Intent, PreviousTurn, State, previous_turn
 from recpilot.data.catalogue import Catalogue, Constraints
 from recpilot.llm.client import LLMError
 from recpilot.prompts import load_prompt
@@ -87,10 +87,10 @@ def combine(rules: Constraints, llm: dict) -> Constraints:
     )
 
 
-def follow_up(intent: Intent, state: State) -> Intent:
+def follow_up(intent: Intent, previous_turn: PreviousTurn | None) -> Intent:
     """Resolve "more like that": the previous turn's query, seeded by its top 3 items."""
-    previous = state.get("intent")
-    shown = [i.item_id for i in (state.get("items") or [])[:3]]
+    previous = previous_turn.intent if previous_turn else None
+    shown = list(previous_turn.item_ids[:3]) if previous_turn else []
     seeds = list(dict.fromkeys([*(previous.liked_items if previous else []), *shown]))
     return intent.model_copy(
         update={
@@ -125,9 +125,12 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
     rules = parse_constraints(message, svc.catalogue) if message else Constraints()
     query = strip_constraints(message)
     intent = Intent(query=query, constraints=rules, source="rules" if message else "none")
-    fallbacks = list(state.get("fallbacks", []))
+    fallbacks: list[str] = []
+    codes: list[Code] = []
     llm_down = state.get("llm_down", False)
     fell_back = False
+    if message and (svc.llm is None or llm_down):
+        codes.append(Code.RULES_ONLY)
     if message and svc.llm is not None and not llm_down:
         categories = svc.catalogue.category_vocabulary()
         prompt = load_prompt("understand").format(
@@ -149,14 +152,18 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
         except LLMError as err:
             fell_back = True
             llm_down = err.unreachable
+            codes += [Code.LLM_FAILED, Code.RULES_ONLY]
+            codes += [Code.LLM_UNREACHABLE] if err.unreachable else []
             fallbacks.append(f"understand: LLM failed ({err}); used rules only")
     if message and is_follow_up(intent.query or message):
-        intent = follow_up(intent, state)
+        intent = follow_up(intent, previous_turn(state))
+        codes.append(Code.FOLLOW_UP)
     if intent.constraints.include_categories or intent.constraints.exclude_categories:
         mask = svc.catalogue.allowed_mask(intent.constraints)
         if not mask.any() and intent.source == "llm":
             intent.constraints = rules
             intent.note = "LLM constraints matched no item; kept the rules' constraints"
+            codes.append(Code.LLM_CONSTRAINTS_REJECTED)
     lifted = parse_lifted(message, svc.catalogue) if message else []
     if lifted:
         intent.lifted_categories = lifted
@@ -182,7 +189,9 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
     note = f"source={intent.source}; constraints={constraints.model_dump(exclude_defaults=True)}"
     if lifted:
         note += f"; lifted: {', '.join(lifted)}"
+        codes.append(Code.EXCLUSION_LIFTED)
     if profile is not None and not profile.is_empty():
+        codes.append(Code.PROFILE_APPLIED)
         note += (
             f"; profile: {len(profile.liked)} liked, {len(profile.disliked)} disliked, "
             f"avoids {profile.avoid_categories or 'nothing'}"
@@ -193,7 +202,7 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
         "thread_constraints": constraints,
         "fallbacks": fallbacks,
         "llm_down": llm_down,
-        "stages": record(state, "understand", started, 0, fell_back, note),
+        "stages": record(state, "understand", started, 0, fell_back, note, codes),
     }
     if message:
         update["messages"] = [HumanMessage(message)]

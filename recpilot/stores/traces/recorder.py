@@ -23,18 +23,8 @@ from recpilot.llm.client import LLMCall
 
 MAX_CANDIDATES = 500  # candidates kept per stage in a trace (recall can return more)
 
-# Which state fields each node reads, summarised as the node's inputs.
-NODE_INPUTS: dict[str, tuple[str, ...]] = {
-    "understand": ("user_id", "message", "k", "request_constraints"),
-    "plan": ("user_id", "intent", "fine_mode", "channels"),
-    "recall": ("plan", "thread_constraints"),
-    "coarse": ("candidates",),
-    "fine": ("candidates", "plan"),
-    "respond": ("candidates", "k"),
-    "generate": ("intent", "plan", "thread_constraints"),
-    "remember": ("user_id", "message", "intent", "items"),
-}
-SKIP_OUTPUTS = {"stages", "messages", "llm_down"}
+# Not summarised as a node's inputs or outputs (bookkeeping, or the whole conversation).
+SKIP_OUTPUTS = {"stages", "messages", "llm_down", "turn_id"}
 
 
 class CandidateScore(BaseModel):
@@ -55,10 +45,12 @@ class NodeTrace(BaseModel):
             ``respond``).
         start_ms, end_ms: offsets from the run's start, milliseconds.
         ms: the node's own measured duration, milliseconds.
-        inputs, outputs: summaries of the state fields it read and wrote.
+        inputs, outputs: summaries of the state fields it read (as its stage record's
+            ``reads`` lists them) and wrote.
         candidates: the candidate bus after the node (None when the node left it alone).
         llm_calls: every LLM call the node made (prompt, response, tokens, latency, retries).
         fell_back: the node used its non-LLM fallback.
+        codes: the stage record's structured reason codes (``agent.state.Code``).
         note: the node's own one-line note.
     """
 
@@ -71,6 +63,7 @@ class NodeTrace(BaseModel):
     candidates: list[CandidateScore] | None = None
     llm_calls: list[LLMCall] = Field(default_factory=list)
     fell_back: bool = False
+    codes: list[str] = Field(default_factory=list)
     note: str = ""
 
 
@@ -192,8 +185,8 @@ class TraceRecorder:
             calls = [c.model_copy() for c in self._calls.by_node(node)]
         before = self._state
         inputs = {}
-        for key in NODE_INPUTS.get(node, ()):
-            if key in before and before[key] is not None:
+        for key in stage.get("reads") or ():
+            if key not in SKIP_OUTPUTS and key in before and before[key] is not None:
                 inputs[key] = summarize(before[key])
         outputs = {k: summarize(v) for k, v in update.items() if k not in SKIP_OUTPUTS}
         cands = update.get("candidates")
@@ -207,6 +200,7 @@ class TraceRecorder:
             candidates=candidate_scores(cands) if cands is not None else None,
             llm_calls=calls,
             fell_back=bool(stage.get("fell_back", False)),
+            codes=list(stage.get("codes") or []),
             note=str(stage.get("note", "")),
         )
         self.trace.nodes.append(trace)

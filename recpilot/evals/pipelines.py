@@ -37,7 +37,7 @@ from pydantic import BaseModel
 
 from recpilot.agent.graph import turn_input
 from recpilot.agent.services import Services
-from recpilot.funnel.fine_rank import minmax
+from recpilot.funnel.fine_rank import blend
 from recpilot.llm.calls import recording
 
 FineMode = Literal["off", "pointwise", "listwise"]
@@ -172,9 +172,9 @@ def with_budgets(services: Services, **updates: Any) -> Services:
 def reblend(short: list[dict[str, Any]], coarse_order: list[str], weight: float) -> list[str]:
     """The fine stage's order for another blend weight, from one run's recorded scores.
 
-    Mirrors ``recpilot.funnel.fine_rank.fine_rank``: over the candidates the LLM scored
-    (``fine`` not None), ``final = w · minmax(fine) + (1 - w) · minmax(coarse)``, sorted
-    by ``-final`` with ties in coarse order; candidates the LLM did not score follow in
+    The fine stage's own :func:`~recpilot.funnel.fine_rank.blend`: over the candidates the
+    LLM scored (``fine`` not None), ``final = w · minmax(fine) + (1 - w) · minmax(coarse)``,
+    sorted by ``-final`` with ties in coarse order; candidates the LLM did not score follow in
     coarse order. Lets one LLM run give the metric for every weight (no new LLM calls).
 
     Args:
@@ -191,7 +191,9 @@ def reblend(short: list[dict[str, Any]], coarse_order: list[str], weight: float)
     rest = [c["item_id"] for c in by_coarse if c.get("fine") is None]
     if not scored:
         return [c["item_id"] for c in by_coarse]
-    coarse_n = minmax({c["item_id"]: float(c["coarse"]) for c in scored})
-    llm_n = minmax({c["item_id"]: float(c["fine"]) for c in scored})
-    final = {i: weight * llm_n[i] + (1 - weight) * coarse_n[i] for i in coarse_n}
+    final = blend(
+        {c["item_id"]: float(c["fine"]) for c in scored},
+        {c["item_id"]: float(c["coarse"]) for c in scored},
+        weight,
+    )
     return sorted(final, key=lambda i: -final[i]) + rest

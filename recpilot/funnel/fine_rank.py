@@ -35,7 +35,7 @@ prompts.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -230,7 +230,28 @@ def _messages(system: str, user: str) -> list[Message]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _pointwise(client: LLMClient, prompt: _Prompt, ids: list[str]) -> dict[str, float]:
+def blend(llm: dict[str, float], coarse: dict[str, float], weight: float) -> dict[str, float]:
+    """The fine stage's one blend: ``weight · minmax(llm) + (1 - weight) · minmax(coarse)``.
+
+    Used by :func:`fine_rank` and by the evaluation's offline re-blending
+    (``recpilot.evals.pipelines.reblend``), so both rank the same way.
+
+    Args:
+        llm: the LLM's score per candidate (the ids that are blended).
+        coarse: the coarse score of (at least) the same ids.
+        weight: weight of the LLM score in [0, 1].
+
+    Returns:
+        ``{id: blended score in [0, 1]}`` for the ids of ``llm``.
+    """
+    coarse_n = minmax({i: coarse[i] for i in llm})
+    llm_n = minmax(llm)
+    return {i: weight * llm_n[i] + (1.0 - weight) * coarse_n[i] for i in llm}
+
+
+def _pointwise(
+    client: LLMClient, prompt: _Prompt, ids: list[str], dropped: list[str]
+) -> dict[str, float]:
     return {
         item_id: client.yes_probability(
             _messages(prompt.system, prompt.pointwise_user(line)), purpose="fine_pointwise"
@@ -297,6 +318,30 @@ def _listwise(
     return {item_id: 1.0 - r / len(ids) for r, item_id in enumerate(ranked)}
 
 
+@dataclass(frozen=True)
+class Reranker:
+    """One LLM fine-ranking method (the registry's entry).
+
+    Attributes:
+        name: the fine mode (``pointwise``, ``listwise``).
+        candidate_line: :func:`describe_item` keywords of a candidate line.
+        ids_in_prompt: candidate lines are ``id: description`` (the LLM answers ids).
+        score: ``(client, prompt, candidate ids, dropped) → {id: LLM score}``; appends
+            invalid ids it received to ``dropped``; raises :class:`LLMError` on failure.
+    """
+
+    name: str
+    candidate_line: dict[str, Any]
+    ids_in_prompt: bool
+    score: Callable[[LLMClient, _Prompt, list[str], list[str]], dict[str, float]]
+
+
+RERANKERS: dict[str, Reranker] = {
+    "pointwise": Reranker("pointwise", POINTWISE_CANDIDATE, False, _pointwise),
+    "listwise": Reranker("listwise", LISTWISE_CANDIDATE, True, _listwise),
+}
+
+
 def fine_rank(
     client: LLMClient,
     profile: str,
@@ -339,23 +384,24 @@ def fine_rank(
     Raises:
         ValueError: unknown ``mode`` or ``weight`` outside [0, 1].
     """
-    if mode not in ("pointwise", "listwise"):
+    if mode not in RERANKERS:
         raise ValueError(f"mode must be 'pointwise' or 'listwise', got {mode!r}")
+    reranker = RERANKERS[mode]
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight}")
     ids = list(dict.fromkeys(str(c["item_id"]) for c in candidates))
     by_id = {str(c["item_id"]): c for c in reversed(candidates)}  # first occurrence wins
     coarse = {i: float(by_id[i].get("coarse_score") or 0.0) for i in ids}
     shown = ids if max_llm_items is None else ids[: max(max_llm_items, 0)]
-    fmt = POINTWISE_CANDIDATE if mode == "pointwise" else LISTWISE_CANDIDATE
+    fmt = reranker.candidate_line
     lines = [describe_item(by_id[i], **fmt) for i in shown]
     prompt = _Prompt(
         system=load_prompt("fine_system").strip(),
         profile=profile.strip() or "unknown",
         history=[describe_item(h, **HISTORY_ITEM) for h in history],
-        candidates=lines
-        if mode == "pointwise"
-        else [f"{i}: {t}" for i, t in zip(shown, lines, strict=True)],
+        candidates=[f"{i}: {t}" for i, t in zip(shown, lines, strict=True)]
+        if reranker.ids_in_prompt
+        else lines,
         mode=mode,
         top_n=top_n,
     )
@@ -379,10 +425,7 @@ def fine_rank(
         })  # fmt: skip
     dropped: list[str] = []
     try:
-        if mode == "pointwise":
-            llm = _pointwise(client, prompt, kept)
-        else:
-            llm = _listwise(client, prompt, kept, dropped)
+        llm = reranker.score(client, prompt, kept, dropped)
     except LLMError as exc:
         return result.model_copy(update={
             "fell_back": True,
@@ -390,8 +433,7 @@ def fine_rank(
             "dropped_ids": dropped,
             "llm_unreachable": exc.unreachable,
         })  # fmt: skip
-    coarse_n, llm_n = minmax({i: coarse[i] for i in kept}), minmax(llm)
-    final = {i: weight * llm_n[i] + (1.0 - weight) * coarse_n[i] for i in kept}
+    final = blend({i: llm[i] for i in kept}, coarse, weight)
     ranked = sorted(kept, key=lambda i: -final[i])  # stable: ties keep coarse order
     return result.model_copy(update={
         "order": ranked + cut,

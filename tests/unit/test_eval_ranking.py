@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from fakes import fake_llm, yes_message
 
 from recpilot.evals.pipelines import reblend
 from recpilot.evals.tuning import full_ranks
 from recpilot.funnel.fine_rank import fine_rank
-from recpilot.llm.client import LLMClient
 
 
 def test_full_ranks_excludes_seen_and_outside_items() -> None:
@@ -28,15 +24,6 @@ def test_full_ranks_excludes_seen_and_outside_items() -> None:
     assert flat.tolist() == [3]
 
 
-def _yes(p: float) -> AIMessage:
-    top = [
-        {"token": "Yes", "logprob": math.log(p), "bytes": None},
-        {"token": "No", "logprob": math.log(1 - p), "bytes": None},
-    ]
-    content = [{"token": "Yes", "logprob": top[0]["logprob"], "top_logprobs": top}]
-    return AIMessage(content="Yes", response_metadata={"logprobs": {"content": content}})
-
-
 @pytest.mark.parametrize("weight", [0.0, 0.3, 0.5, 1.0])
 def test_reblend_reproduces_fine_rank(weight: float) -> None:
     p_yes = [0.2, 0.9, 0.5, 0.6, 0.1]
@@ -45,9 +32,7 @@ def test_reblend_reproduces_fine_rank(weight: float) -> None:
          "coarse_score": 1.0 - 0.1 * i}
         for i in range(5)
     ]  # fmt: skip
-    client = LLMClient(
-        GenericFakeChatModel(messages=iter([_yes(p) for p in p_yes])), retries=0, retry_wait_s=0
-    )
+    client = fake_llm(*[yes_message(p) for p in p_yes])
     result = fine_rank(client, "x", [], cands, "pointwise", weight, 4000)
     short = [
         {"item_id": c["item_id"], "coarse": c["coarse_score"],

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import httpx
 import openai
 import pytest
+from fakes import fake_llm, yes_message
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import (
     FakeMessagesListChatModel,
-    GenericFakeChatModel,
 )
-from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from recpilot.funnel.fine_rank import (
@@ -51,20 +49,6 @@ def history(n: int = 5) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def client_for(*answers: str | AIMessage) -> LLMClient:
-    msgs = [a if isinstance(a, AIMessage) else AIMessage(content=a) for a in answers]
-    return LLMClient(GenericFakeChatModel(messages=iter(msgs)), retries=0, retry_wait_s=0)
-
-
-def yes_message(p_yes: float) -> AIMessage:
-    top = [
-        {"token": "Yes", "logprob": math.log(p_yes), "bytes": None},
-        {"token": "No", "logprob": math.log(1 - p_yes), "bytes": None},
-    ]
-    content = [{"token": "Yes", "logprob": top[0]["logprob"], "top_logprobs": top}]
-    return AIMessage(content="Yes", response_metadata={"logprobs": {"content": content}})
-
-
 def rank(client: LLMClient, mode: str = "listwise", weight: float = 1.0, **kw: Any):
     kw.setdefault("prompt_token_budget", 2000)
     cands = kw.pop("cands", None) or candidates()
@@ -79,7 +63,7 @@ def coarse_ids(n: int = 6) -> list[str]:
 
 
 def test_listwise_valid_answer_reorders():
-    client = client_for(json.dumps({"ranking": ["c3", "c0", "c5"]}))
+    client = fake_llm(json.dumps({"ranking": ["c3", "c0", "c5"]}))
     result = rank(client)
     assert not result.fell_back and result.dropped_ids == []
     assert result.order[:3] == ["c3", "c0", "c5"]
@@ -93,29 +77,29 @@ def test_listwise_valid_answer_reorders():
 
 
 def test_listwise_weight_zero_keeps_coarse_order():
-    result = rank(client_for(json.dumps({"ranking": ["c5", "c4"]})), weight=0.0)
+    result = rank(fake_llm(json.dumps({"ranking": ["c5", "c4"]})), weight=0.0)
     assert result.order == coarse_ids() and not result.fell_back
 
 
 def test_listwise_blend_is_weighted_minmax():
-    result = rank(client_for(json.dumps({"ranking": ["c5"]})), weight=0.5, cands=candidates(3))
+    result = rank(fake_llm(json.dumps({"ranking": ["c5"]})), weight=0.5, cands=candidates(3))
     # c5 is not among 3 candidates: dropped, and no valid id left -> fallback
     assert result.dropped_ids == ["c5"] and result.fell_back
-    result = rank(client_for(json.dumps({"ranking": ["c2"]})), weight=0.5, cands=candidates(3))
+    result = rank(fake_llm(json.dumps({"ranking": ["c2"]})), weight=0.5, cands=candidates(3))
     # llm: c2 r0 -> 1, c0 r1 -> 2/3, c1 r2 -> 1/3 ; normalised: 1, .5, 0
     assert result.scores == pytest.approx({"c2": 0.5, "c0": 0.75, "c1": 0.25})
     assert result.order == ["c0", "c2", "c1"]
 
 
 def test_listwise_ids_outside_the_list_are_dropped_and_recorded():
-    result = rank(client_for(json.dumps({"ranking": ["c1", "x99", "c0", 42]})))
+    result = rank(fake_llm(json.dumps({"ranking": ["c1", "x99", "c0", 42]})))
     assert not result.fell_back
     assert result.dropped_ids == ["x99", "42"]
     assert result.order[:2] == ["c1", "c0"] and len(result.order) == 6
 
 
 def test_listwise_duplicates_are_dropped_and_recorded():
-    result = rank(client_for(json.dumps({"ranking": ["c2", "c2", "c1", "c2"]})))
+    result = rank(fake_llm(json.dumps({"ranking": ["c2", "c2", "c1", "c2"]})))
     assert result.dropped_ids == ["c2", "c2"]
     assert result.order[:2] == ["c2", "c1"] and sorted(result.order) == sorted(coarse_ids())
 
@@ -124,7 +108,7 @@ def test_listwise_duplicates_are_dropped_and_recorded():
     "answer", ["not json", '{"ranking": "c1"}', '{"order": ["c1"]}', '{"ranking": ["zz"]}']
 )
 def test_listwise_invalid_output_falls_back_to_coarse(answer):
-    result = rank(client_for(answer))
+    result = rank(fake_llm(answer))
     assert result.fell_back and result.fallback_reason
     assert result.order == coarse_ids() and result.llm_scores == {}
     assert not result.llm_unreachable
@@ -138,7 +122,7 @@ def test_listwise_schema_enumerates_the_candidates():
 
 
 def test_listwise_asks_for_top_n():
-    client = client_for(json.dumps({"ranking": ["c0"]}))
+    client = fake_llm(json.dumps({"ranking": ["c0"]}))
     rank(client, top_n=4)
     assert "with the 4 best ids" in client.calls[0].messages[-1]["content"]
 
@@ -185,7 +169,7 @@ def test_pointwise_failure_midway_falls_back():
 
 
 def test_pointwise_missing_logprobs_falls_back():
-    result = rank(client_for("Yes"), mode="pointwise")
+    result = rank(fake_llm("Yes"), mode="pointwise")
     assert result.fell_back and "logprobs" in (result.fallback_reason or "")
 
 
@@ -204,9 +188,9 @@ def test_max_llm_items_limits_what_the_llm_sees():
 def test_budget_cuts_history_oldest_first_then_lowest_candidates():
     hist = history(10)
     cands = candidates(12)
-    full = fine_rank(client_for('{"ranking": ["c0"]}'), "p", hist, cands, "listwise", 1.0, 5000)
+    full = fine_rank(fake_llm('{"ranking": ["c0"]}'), "p", hist, cands, "listwise", 1.0, 5000)
     assert full.history_used == 10 and full.truncated_ids == []
-    client = client_for('{"ranking": ["c0"]}')
+    client = fake_llm('{"ranking": ["c0"]}')
     budget = full.prompt_tokens_est - 60
     result = fine_rank(client, "p", hist, cands, "listwise", 1.0, budget, min_history=3)
     assert result.prompt_tokens_est <= budget
@@ -220,7 +204,7 @@ def test_budget_cuts_history_oldest_first_then_lowest_candidates():
 
 
 def test_budget_too_small_falls_back_without_calling():
-    client = client_for('{"ranking": ["c0"]}')
+    client = fake_llm('{"ranking": ["c0"]}')
     result = rank(client, prompt_token_budget=20)
     assert result.fell_back and "budget" in (result.fallback_reason or "")
     assert not client.calls and result.order == coarse_ids()
@@ -250,13 +234,13 @@ def test_minmax_constant_and_range():
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="mode"):
-        rank(client_for("{}"), mode="sideways")
+        rank(fake_llm("{}"), mode="sideways")
     with pytest.raises(ValueError, match="weight"):
-        rank(client_for("{}"), weight=1.5)
+        rank(fake_llm("{}"), weight=1.5)
 
 
 def test_no_candidates_is_an_empty_result():
-    client = client_for("{}")
+    client = fake_llm("{}")
     result = fine_rank(client, "p", history(), [], "listwise", 0.5, 1000)
     assert result.order == [] and not result.fell_back and not client.calls
 

@@ -3,23 +3,16 @@
 import json
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from fakes import fake_llm
 from langgraph.checkpoint.memory import InMemorySaver
 
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.services import build_services
 from recpilot.data.catalogue import Catalogue
-from recpilot.llm.client import LLMClient
 
 NO_INTENT = {"query": "", "include_categories": [], "exclude_categories": [], "year_min": 0,
              "year_max": 0, "liked_titles": []}  # fmt: skip
 PLAN = {"channels": ["collaborative", "i2i", "popularity"], "per_channel": 50}
-
-
-def client(*answers: str) -> LLMClient:
-    model = GenericFakeChatModel(messages=iter(AIMessage(a) for a in answers))
-    return LLMClient(model, retries=0, retry_wait_s=0)
 
 
 def run(tiny_settings, llm, **kwargs):
@@ -33,7 +26,7 @@ def stages(state):
 
 
 def test_warm_user_full_funnel_with_listwise(tiny_settings):
-    llm = client(json.dumps(PLAN), json.dumps({"ranking": ["9", "10"]}))
+    llm = fake_llm(json.dumps(PLAN), json.dumps({"ranking": ["9", "10"]}))
     state, svc = run(tiny_settings, llm, user_id="u9", k=5, fine_mode="listwise")
     assert stages(state) == ["understand", "plan", "recall", "coarse", "fine", "respond"]
     assert state["plan"].source == "llm" and state["plan"].path == "warm"
@@ -50,7 +43,7 @@ def test_warm_user_full_funnel_with_listwise(tiny_settings):
 def test_llm_cannot_break_hard_constraints(tiny_settings):
     # the LLM "understands" the opposite of what was said; the rules win
     wrong = dict(NO_INTENT, include_categories=["Horror"], year_min=1970, year_max=1980)
-    llm = client(json.dumps(wrong), json.dumps(PLAN), json.dumps({"ranking": ["4", "5"]}))
+    llm = fake_llm(json.dumps(wrong), json.dumps(PLAN), json.dumps({"ranking": ["4", "5"]}))
     state, svc = run(
         tiny_settings, llm, user_id="u7", message="no horror, only from the 1990s",
         fine_mode="listwise", k=5,
@@ -65,7 +58,7 @@ def test_llm_cannot_break_hard_constraints(tiny_settings):
 
 
 def test_garbage_from_the_llm_falls_back_everywhere(tiny_settings):
-    llm = client("not json", "{}", "[1, 2")
+    llm = fake_llm("not json", "{}", "[1, 2")
     state, _ = run(tiny_settings, llm, user_id="u1", message="a comedy", fine_mode="listwise", k=3)
     assert len(state["items"]) == 3
     fb = " ".join(state["fallbacks"])
@@ -85,7 +78,7 @@ def test_no_llm_skips_fine_stage(tiny_settings):
 def test_cold_user_named_items_drive_recall_and_are_not_recommended(tiny_settings):
     intent = dict(NO_INTENT, query="films for kids", include_categories=["Children's"],
                   liked_titles=["Toy Story", "Aladin"])  # fmt: skip
-    llm = client(json.dumps(intent), json.dumps(PLAN | {"channels": ["i2i", "semantic"]}))
+    llm = fake_llm(json.dumps(intent), json.dumps(PLAN | {"channels": ["i2i", "semantic"]}))
     state, svc = run(
         tiny_settings, llm, user_id=None,
         message="I loved Toy Story and Aladdin, something for my kids", fine_mode="off", k=3,
@@ -114,13 +107,13 @@ def test_chat_thread_keeps_constraints_and_does_not_repeat(tiny_settings):
 
 @pytest.mark.parametrize("mode", ["off", "pointwise"])
 def test_plan_fine_mode_routes(tiny_settings, mode):
-    llm = client(json.dumps(PLAN))
+    llm = fake_llm(json.dumps(PLAN))
     state, _ = run(tiny_settings, llm, user_id="u1", fine_mode=mode, k=2)
     assert ("fine" in stages(state)) == (mode != "off")
 
 
 def test_fixed_channels_bypass_the_planner(tiny_settings):
-    llm = client()  # no answers: any LLM call would fail and be recorded
+    llm = fake_llm()  # no answers: any LLM call would fail and be recorded
     state, _ = run(tiny_settings, llm, user_id="u1", fine_mode="off", channels=["popularity"], k=3)
     assert state["plan"].channels == ["popularity"] and state["plan"].source == "request"
     assert not llm.calls

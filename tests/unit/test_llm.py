@@ -8,6 +8,7 @@ import math
 import sys
 import threading
 from collections.abc import Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from fakes import fake_llm
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import (
     FakeMessagesListChatModel,
@@ -33,17 +35,14 @@ from recpilot.llm.server import (
     resolve_llm,
 )
 
+fake = partial(fake_llm, retries=2)  # these tests exercise the client's retries
+
 SCHEMA = {
     "type": "object",
     "properties": {"pick": {"type": "string", "enum": ["a", "b"]}},
     "required": ["pick"],
 }
 MSGS = [{"role": "user", "content": "pick one"}]
-
-
-def fake(*answers: str | AIMessage) -> LLMClient:
-    messages = [a if isinstance(a, AIMessage) else AIMessage(content=a) for a in answers]
-    return LLMClient(GenericFakeChatModel(messages=iter(messages)), retries=2, retry_wait_s=0)
 
 
 def logprob_message(top: dict[str, float]) -> AIMessage:

@@ -2,21 +2,14 @@
 
 import json
 
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from fakes import fake_llm
 
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.services import build_services
-from recpilot.llm.client import LLMClient
-
-
-def _client(*answers: str) -> LLMClient:
-    model = GenericFakeChatModel(messages=iter(AIMessage(a) for a in answers))
-    return LLMClient(model, retries=0, retry_wait_s=0)
 
 
 def test_out_of_range_budget_is_clamped_not_thrown_away(tiny_settings):
-    llm = _client(json.dumps({"channels": ["collaborative", "popularity"], "per_channel": 10}))
+    llm = fake_llm(json.dumps({"channels": ["collaborative", "popularity"], "per_channel": 10}))
     state = build_graph().invoke(turn_input("u1", None, k=3, fine_mode="off"),
                                  context=build_services(tiny_settings, llm))  # fmt: skip
     plan = state["plan"]

@@ -4,8 +4,7 @@ import json
 import sqlite3
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from fakes import fake_llm
 from typer.testing import CliRunner
 
 from recpilot.agent.cli import app
@@ -16,7 +15,6 @@ from recpilot.agent.runner import Recommender
 from recpilot.agent.services import build_services
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
-from recpilot.llm.client import LLMClient
 from recpilot.stores.profiles import (
     StoreUnavailableError,
     UserProfile,
@@ -157,11 +155,6 @@ def test_feedback_and_profile_cli(tiny_settings):
     assert "nothing stored for user fb" in again.output
 
 
-def _client(*answers: str) -> LLMClient:
-    model = GenericFakeChatModel(messages=iter(AIMessage(a) for a in answers))
-    return LLMClient(model, retries=0, retry_wait_s=0)
-
-
 INTENT = {"query": "films for kids", "include_categories": [], "exclude_categories": [],
           "year_min": 0, "year_max": 0, "liked_titles": ["Toy Story"]}  # fmt: skip
 PLAN = {"channels": ["semantic", "popularity"], "per_channel": 50}
@@ -169,7 +162,7 @@ PLAN = {"channels": ["semantic", "popularity"], "per_channel": 50}
 
 def test_sample_generation_seeds_collaborative_recall_with_valid_items_only(tiny_settings):
     proposals = {"titles": ["The Lion King (1994)", "Scream", "Toy Story", "Frozen (2013)"]}
-    llm = _client(json.dumps(INTENT), json.dumps(PLAN), json.dumps(proposals))
+    llm = fake_llm(json.dumps(INTENT), json.dumps(PLAN), json.dumps(proposals))
     services = build_services(tiny_settings, llm)
     state = build_graph().invoke(
         turn_input(None, "I loved Toy Story, something for my kids, no horror", k=3,
@@ -187,7 +180,7 @@ def test_sample_generation_seeds_collaborative_recall_with_valid_items_only(tiny
 
 
 def test_sample_generation_switch_and_llm_failure(tiny_settings):
-    llm = _client(json.dumps(INTENT), json.dumps(PLAN))
+    llm = fake_llm(json.dumps(INTENT), json.dumps(PLAN))
     services = build_services(tiny_settings, llm)
     assert not tiny_settings.sample_generation  # off by default: the request's None follows it
     off = build_graph().invoke(
@@ -196,7 +189,7 @@ def test_sample_generation_switch_and_llm_failure(tiny_settings):
     assert not off["plan"].sample_generation and "generate" not in [
         s["stage"] for s in off["stages"]
     ]
-    broken = _client(json.dumps(INTENT), json.dumps(PLAN), "not json")
+    broken = fake_llm(json.dumps(INTENT), json.dumps(PLAN), "not json")
     on = tiny_settings.model_copy(update={"sample_generation": True})  # on by setting
     state = build_graph().invoke(
         turn_input(None, "something for my kids", k=3, fine_mode="off"),
@@ -210,13 +203,13 @@ def test_summarize_writes_the_llm_summary_into_the_profile(tiny_settings):
     from recpilot.agent.profile_ops import summarize_user
 
     cat = Catalogue.load(tiny_settings.dataset_dir)
-    llm = _client(json.dumps({"summary": "Loves family animation and light comedy."}))
+    llm = fake_llm(json.dumps({"summary": "Loves family animation and light comedy."}))
     profile = summarize_user(tiny_settings, cat, llm, "u1")
     assert profile.summary == "Loves family animation and light comedy."
     assert llm.calls[0].purpose == "summarize"
     assert "Toy Story" in llm.calls[0].messages[0]["content"]  # u1's history is in the prompt
     with pytest.raises(ValueError, match="nothing known"):
-        summarize_user(tiny_settings, cat, _client(), "nobody")
+        summarize_user(tiny_settings, cat, fake_llm(), "nobody")
 
 
 @pytest.mark.parametrize("bad", ["*", " eve ", "", "[a]", "x" * 65, "a\nb"])

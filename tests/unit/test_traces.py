@@ -3,8 +3,7 @@
 import json
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from fakes import fake_llm
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -12,17 +11,11 @@ from typer.testing import CliRunner
 
 from recpilot.agent.cli import app
 from recpilot.agent.runner import Recommender
-from recpilot.llm.client import LLMClient
 from recpilot.stores.traces.export import export_otel
 from recpilot.stores.traces.store import TraceNotFound, TraceStore
 
 PLAN = {"channels": ["collaborative", "i2i", "popularity"], "per_channel": 50}
 STAGES = ["understand", "plan", "recall", "coarse", "fine", "respond", "remember"]
-
-
-def fake_llm(*answers: str) -> LLMClient:
-    model = GenericFakeChatModel(messages=iter(AIMessage(a) for a in answers))
-    return LLMClient(model, retries=0, retry_wait_s=0)
 
 
 @pytest.fixture

@@ -267,3 +267,29 @@ class ItemIndex:
         missing = [i for i in ids if i not in known]
         if missing:
             raise UnknownItemError(f"{len(missing)} ids not in {self.name!r}, e.g. {missing[:5]}")
+
+
+def build_index(
+    settings: Settings, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Embed every item text of ``settings.dataset`` into its Chroma index (the ``index``
+    workflow; replaces the collection).
+
+    Args:
+        settings: data directory, dataset, embedding and Chroma settings.
+        progress: called with ``(items done, total)`` as batches finish.
+
+    Returns:
+        The number of items indexed.
+
+    Raises:
+        FileNotFoundError: the dataset is missing.
+    """
+    from recpilot.data.catalogue import Catalogue
+    from recpilot.data.embeddings import make_encoder
+
+    catalogue = Catalogue.load(settings.dataset_dir)
+    texts = [catalogue.item_text(p) for p in range(catalogue.ids.size)]
+    return ItemIndex.open(settings).build(
+        [str(i) for i in catalogue.ids], texts, make_encoder(settings), progress=progress
+    )

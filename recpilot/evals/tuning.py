@@ -245,3 +245,33 @@ def tune(
         hybrid_metrics=best_h[2],
         hybrid_grid=h_points,
     )
+
+
+def tune_on_validation(settings: Any, seed: int = 0) -> tuple[Any, TuningResult]:
+    """The ``train --tune`` workflow's first step: choose ALS and hybrid hyper-parameters
+    by NDCG@10 of each user's validation item (second-last interaction, leave-one-out).
+
+    Args:
+        settings: :class:`~recpilot.config.settings.Settings` of the dataset.
+        seed: ALS seed.
+
+    Returns:
+        ``(settings with the chosen als_* values, the tuning result)``; pass
+        ``result.hybrid`` to :func:`recpilot.funnel.training.train_models`.
+
+    Raises:
+        ValueError: the dataset is too small to split.
+    """
+    from recpilot.data.catalogue import Catalogue
+    from recpilot.evals.split import leave_one_out
+
+    catalogue = Catalogue.load(settings.dataset_dir)
+    split = leave_one_out(catalogue.interactions)
+    allowed = np.zeros(catalogue.ids.size, dtype=bool)
+    allowed[[catalogue.index_of[i] for i in split.universe]] = True
+    chosen = tune(
+        split.train_frame("valid"), split.targets("valid"), catalogue.index_of,
+        catalogue.ids.size, allowed, seed=seed,
+    )  # fmt: skip
+    tuned = settings.model_copy(update={f"als_{k}": v for k, v in chosen.als.model_dump().items()})
+    return tuned, chosen

@@ -2,8 +2,9 @@
 
 A :class:`Pipeline` is not code: it is a set of inputs to ``recpilot.agent.graph``'s
 compiled graph — which recall ``channels`` (``turn_input(channels=...)``; None lets the
-rules planner choose), which ``fine_mode``, which coarse model sits in
-``Services.collaborative`` (``model``), and which stage's output is read (``cut``):
+rules planner choose), which ``fine_mode``, which model sits in
+both scorer slots of the services, ``recall_model`` and ``coarse_model`` (``model``),
+and which stage's output is read (``cut``):
 
 - ``cut="recall"``: the recall node's candidates in recall order (for one channel, that
   channel's own ranking). This is how "a recall channel alone" is measured.
@@ -48,7 +49,7 @@ class Pipeline(BaseModel):
 
     Attributes:
         name: label in reports.
-        model: key of the coarse model in ``Services.collaborative`` (``als-default``,
+        model: key of the model in both scorer slots of the services (``als-default``,
             ``als-tuned``, ``hybrid``).
         channels: fixed recall channels, or None (the rules planner decides: every
             channel with an input).

@@ -2,8 +2,9 @@
 
 The score is a linear blend of min-max-normalised signals over the candidate set:
 
-- the collaborative score (ALS user · item, see ``collaborative.py``) when the user
-  has a vector, else log-popularity (a popularity prior for cold users);
+- the coarse scorer's score (``Scorer.scores``: ALS user · item, or the hybrid's blend;
+  see ``scorers/``) when the user has a state, else log-popularity (a popularity prior
+  for cold users);
 - when the request carries a text query, the cosine similarity between the query
   embedding and the item-text embedding, with weight ``query_weight``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from recpilot.data.catalogue import Catalogue
-from recpilot.funnel.scorers.als import CollaborativeModel
+from recpilot.funnel.scorers.registry import Scorer
 
 
 def minmax(values: np.ndarray) -> np.ndarray:
@@ -29,7 +30,7 @@ def minmax(values: np.ndarray) -> np.ndarray:
 def coarse_rank(
     item_ids: list[str],
     catalogue: Catalogue,
-    collaborative: CollaborativeModel,
+    collaborative: Scorer,
     user_vec: np.ndarray | None,
     query_sims: np.ndarray | None = None,
     query_weight: float = 0.5,
@@ -40,8 +41,9 @@ def coarse_rank(
     Args:
         item_ids: candidate ids (all in the catalogue), any order.
         catalogue: gives positions and popularity.
-        collaborative: the trained ALS model.
-        user_vec: the user's ALS vector (shape (factors,)) or None.
+        collaborative: the coarse scorer (the ``coarse_model`` slot of the services).
+        user_vec: the user's state for that scorer (``Scorer.user_vector``: an ALS factor
+            vector, or the hybrid's score row over the catalogue), or None.
         query_sims: cosine similarity of each candidate to the request text, aligned
             with ``item_ids``; None when the request has no text.
         query_weight: weight of ``query_sims`` in [0, 1].

@@ -24,7 +24,8 @@ user (``z(x) = (x - mean(x)) / std(x)``):
   popularity *at that time*, causal (no interaction after the user's last one counts).
 
 Plugging in: :class:`HybridModel` has :class:`~recpilot.funnel.scorers.als.CollaborativeModel`'s
-interface, so ``Services(collaborative=HybridModel(...))`` makes the unchanged graph use it
+interface (the :class:`~recpilot.funnel.scorers.registry.Scorer` contract), so putting it
+in the services' ``recall_model`` and ``coarse_model`` slots makes the unchanged graph use it
 both in the collaborative recall channel (``top_n``) and in coarse ranking (``scores``).
 Its "user vector" is the user's score row over the catalogue (shape ``(n_items,)``),
 computed once per user and cached.

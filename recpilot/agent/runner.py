@@ -17,13 +17,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from recpilot.agent.graph import build_graph, turn_input
-from recpilot.agent.services import Services, build_services
+from recpilot.agent.services import Services, build_services, open_llm
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Constraints
 from recpilot.llm.calls import recording
-from recpilot.llm.client import LLMClient
-from recpilot.llm.server import resolve_llm
 from recpilot.stores.checkpoints import open_checkpointer
 from recpilot.stores.profiles import check_user_id, open_store
 from recpilot.stores.traces.export import Exporter, exporters_from
@@ -89,8 +87,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         try:
             llm = None
             if self.use_llm:
-                base_url = self._stack.enter_context(resolve_llm(self.settings))
-                llm = LLMClient.from_settings(self.settings, base_url)
+                llm = self._stack.enter_context(open_llm(self.settings))
             self.services = build_services(self.settings, llm)
             self.checkpointer = open_checkpointer(self.settings.home)
             self._stack.callback(self.checkpointer.conn.close)

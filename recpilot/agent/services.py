@@ -13,6 +13,8 @@ catalogue over a training split, models trained on it) and letting it load the r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -27,6 +29,7 @@ from recpilot.funnel.recall import Recall
 from recpilot.funnel.scorers.als import CollaborativeModel
 from recpilot.funnel.scorers.registry import Scorer, build_scorer
 from recpilot.llm.client import LLMClient
+from recpilot.llm.server import resolve_llm
 
 
 @dataclass
@@ -134,6 +137,26 @@ def build_services(
         item_vectors=item_vectors,
         llm=llm,
     )
+
+
+@contextlib.contextmanager
+def open_llm(settings: Settings, base_url: str | None = None) -> Iterator[LLMClient]:
+    """The one LLM client setup: an already running endpoint, or the embedded server.
+
+    Args:
+        settings: LLM settings (``llm_base_url``, key, model, timeouts, json mode).
+        base_url: an OpenAI-compatible server that is already running (tests, evals);
+            None uses ``settings.llm_base_url``, or starts the embedded server for the
+            duration of the ``with`` block.
+
+    Raises:
+        recpilot.llm.server.LLMSetupError: the embedded LLM cannot start.
+    """
+    if base_url:
+        yield LLMClient.from_settings(settings, base_url, embedded=settings.llm_base_url is None)
+        return
+    with resolve_llm(settings) as url:
+        yield LLMClient.from_settings(settings, url)
 
 
 @lru_cache(maxsize=1)

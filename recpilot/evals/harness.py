@@ -40,7 +40,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from recpilot.agent.graph import build_graph
-from recpilot.agent.services import Services, build_services
+from recpilot.agent.services import Services, build_services, open_llm
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.data.embeddings import make_encoder
@@ -541,13 +541,8 @@ def llm_client(settings: Settings, base_url: str | None, needed: bool) -> Iterat
     if not needed:
         yield None
         return
-    if base_url:
-        yield LLMClient.from_settings(settings, base_url, embedded=settings.llm_base_url is None)
-        return
-    from recpilot.llm.server import resolve_llm
-
-    with resolve_llm(settings) as url:
-        yield LLMClient.from_settings(settings, url)
+    with open_llm(settings, base_url) as client:
+        yield client
 
 
 def run_eval(

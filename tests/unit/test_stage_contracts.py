@@ -151,3 +151,27 @@ def test_respond_node_with_stub_services(tiny_settings):
     assert second.reason.startswith("Popular: ") and second.sources == ["popularity"]
     assert out["shown"] == ["3", "5"] and out["previous"].item_ids == ["3", "5"]
     assert [s["stage"] for s in out["stages"]] == ["respond"]
+
+
+class _Knows:
+    """A stub scorer that knows exactly the given users."""
+
+    def __init__(self, *users):
+        self.users = set(users)
+
+    def knows(self, user_id):
+        return user_id in self.users
+
+
+def test_plan_node_with_stub_services(settings):
+    from recpilot.agent.nodes.plan import plan
+
+    stub = SimpleNamespace(settings=settings, coarse_model=_Knows("alice"), llm=None)
+    runtime = SimpleNamespace(context=stub, store=None)
+    warm = plan({"user_id": "alice", "intent": Intent(), "k": 5}, runtime)
+    cold = plan({"user_id": "bob", "intent": Intent(query="space opera"), "k": 5}, runtime)
+    assert warm["plan"].path == "warm" and cold["plan"].path == "cold"
+    assert warm["plan"].channels == ["i2i", "collaborative", "popularity"]
+    assert cold["plan"].channels == ["semantic", "popularity"]
+    assert warm["plan"].fine_mode == "off"  # no LLM
+    assert Code.PATH_COLD in cold["stages"][0]["codes"] and warm["fallbacks"] == []

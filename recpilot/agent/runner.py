@@ -89,7 +89,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             llm = None
             if self.use_llm:
                 base_url = self._stack.enter_context(resolve_llm(self.settings))
-                llm = LLMClient.from_settings(self.settings, base_url)
+                llm = LLMClient.connect(self.settings, base_url)
             self.services = load_services(self.settings, llm)
             self.checkpointer = open_checkpointer(self.settings.home)
             self._stack.callback(self.checkpointer.conn.close)

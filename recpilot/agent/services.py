@@ -146,17 +146,20 @@ def open_llm(settings: Settings, base_url: str | None = None) -> Iterator[LLMCli
     Args:
         settings: LLM settings (``llm_base_url``, key, model, timeouts, json mode).
         base_url: an OpenAI-compatible server that is already running (tests, evals);
-            None uses ``settings.llm_base_url``, or starts the embedded server for the
-            duration of the ``with`` block.
+            None uses ``settings.llm_base_url`` (checked with one 1-token call,
+            ``LLMClient.connect``), or starts the embedded server for the duration of the
+            ``with`` block.
 
     Raises:
         recpilot.llm.server.LLMSetupError: the embedded LLM cannot start.
+        recpilot.llm.client.LLMConfigError: the configured endpoint refuses the key or
+            does not know the model.
     """
     if base_url:
         yield LLMClient.from_settings(settings, base_url, embedded=settings.llm_base_url is None)
         return
     with resolve_llm(settings) as url:
-        yield LLMClient.from_settings(settings, url)
+        yield LLMClient.connect(settings, url)
 
 
 @lru_cache(maxsize=1)

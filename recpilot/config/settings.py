@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FineMode = Literal["pointwise", "listwise", "off"]
@@ -150,6 +150,24 @@ class Settings(BaseSettings):
                 f"dataset name {value!r}: use letters, digits, '.', '_' or '-' (no paths)"
             )
         return value
+
+    @field_validator("llm_base_url", "embedding_base_url", mode="before")
+    @classmethod
+    def _http_url(cls, value: object, info: ValidationInfo) -> object:
+        """An endpoint URL needs its scheme: ``localhost:8000/v1`` is refused with the fix."""
+        if value is None:
+            return None
+        text = str(value).strip()
+        if text == "":
+            return None  # an empty variable means unset
+        if not re.match(r"^https?://[^/\s]+", text):
+            env = f"RECPILOT_{str(info.field_name).upper()}"
+            bare = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+            raise ValueError(
+                f"{env}={text!r} is not an http(s) URL; fix: {env}=http://{bare}"
+                + ("" if bare.rstrip("/").endswith("/v1") else "/v1")
+            )
+        return text.rstrip("/")
 
     @field_validator("home")
     @classmethod

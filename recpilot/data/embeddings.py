@@ -229,6 +229,7 @@ class OpenAIEmbedder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.name = f"openai:{model}"
         self.model = model
+        self.base_url = base_url
         self.batch_size = batch_size
         self._client = OpenAI(
             base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries
@@ -252,13 +253,20 @@ class OpenAIEmbedder:
         Raises:
             TypeError: ``texts`` is a string or holds a non-string.
             openai.OpenAIError: the request failed after retries.
-            ValueError: the server returned the wrong number of vectors or mixed lengths.
+            ValueError: the server returned the wrong number of vectors or mixed lengths, or
+                answered 401/403 (bad key) or 404 (unknown model or path): the message
+                says which setting to fix.
         """
+        from openai import APIStatusError
+
         _check_texts(texts)
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = [t or " " for t in texts[start : start + self.batch_size]]
-            resp = self._client.embeddings.create(model=self.model, input=chunk)
+            try:
+                resp = self._client.embeddings.create(model=self.model, input=chunk)
+            except APIStatusError as exc:
+                raise _config_error(exc, self.base_url, self.model) or exc from exc
             data = sorted(resp.data, key=lambda d: d.index)
             if len(data) != len(chunk):
                 raise ValueError(f"server returned {len(data)} vectors for {len(chunk)} texts")
@@ -270,6 +278,21 @@ class OpenAIEmbedder:
             raise ValueError(f"server returned vectors of mixed lengths {sorted(lengths)}")
         self._dim = lengths.pop()
         return l2_normalise(np.asarray(rows, dtype=np.float32))
+
+
+def _config_error(exc: Exception, base_url: str, model: str) -> ValueError | None:
+    code = getattr(exc, "status_code", None)
+    if code in (401, 403):
+        return ValueError(
+            f"embedding endpoint {base_url} refused the API key (HTTP {code}); "
+            "fix: set RECPILOT_EMBEDDING_API_KEY"
+        )
+    if code == 404:
+        return ValueError(
+            f"embedding endpoint {base_url} does not serve model {model!r} (HTTP 404); fix: "
+            "set RECPILOT_EMBEDDING_MODEL, and check that RECPILOT_EMBEDDING_BASE_URL ends in /v1"
+        )
+    return None
 
 
 @lru_cache(maxsize=1)

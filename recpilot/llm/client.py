@@ -22,6 +22,7 @@ LLM output is untrusted input: :meth:`LLMClient.json` parses and validates it wi
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -50,6 +51,9 @@ from tenacity import (
 
 from recpilot.config.settings import Settings
 from recpilot.llm import calls as call_log
+from recpilot.llm.server import death_report
+
+_log = logging.getLogger(__name__)
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 JsonForm = Literal["json_object_schema", "json_schema"]
@@ -87,6 +91,48 @@ class LLMError(Exception):
         self.unreachable = unreachable
 
 
+class LLMConfigError(LLMError):
+    """The LLM endpoint refuses recpilot's configuration: bad key (401/403) or unknown model
+    or path (404). Not transient: commands refuse to start on it (exit 2) with the fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, unreachable=True)
+
+
+_CONFIG_STATUS = {401, 403, 404}
+
+
+def _status(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    return int(code) if isinstance(code, int) else None
+
+
+def config_error(exc: BaseException, base_url: str | None, model: str) -> LLMConfigError | None:
+    """Turn an HTTP 401/403/404 from the endpoint into an :class:`LLMConfigError` with the fix.
+
+    Args:
+        exc: the exception a call raised.
+        base_url: the endpoint (for the message).
+        model: the configured model name.
+
+    Returns:
+        The error to raise, or None when ``exc`` is not a configuration fault.
+    """
+    code = _status(exc)
+    if code not in _CONFIG_STATUS:
+        return None
+    where = base_url or "the LLM endpoint"
+    if code in {401, 403}:
+        return LLMConfigError(
+            f"{where} refused the API key (HTTP {code}); "
+            "fix: set RECPILOT_LLM_API_KEY to a key this endpoint accepts"
+        )
+    return LLMConfigError(
+        f"{where} does not serve model {model!r} (HTTP 404); fix: set RECPILOT_LLM_MODEL to a "
+        f"model listed by GET {where.rstrip('/')}/models, and check that the base URL ends in /v1"
+    )
+
+
 class LLMCall(BaseModel):
     """Record of one logical LLM call (retries included), successful or not.
 
@@ -111,6 +157,26 @@ class LLMCall(BaseModel):
     retries: int = 0
     error: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Speed(BaseModel):
+    """Throughput measured by :meth:`LLMClient.measure_speed`.
+
+    Attributes:
+        prompt_tokens: tokens in the long prompt (as the backend reports them).
+        prompt_seconds: wall time of the 1-token call on it, seconds.
+        prompt_tps: prompt tokens per second (prompt processing).
+        generated_tokens: tokens generated in the streamed call.
+        first_token_seconds: time to the first streamed token, seconds.
+        generation_tps: generated tokens per second, first to last token.
+    """
+
+    prompt_tokens: int
+    prompt_seconds: float
+    prompt_tps: float
+    generated_tokens: int
+    first_token_seconds: float
+    generation_tps: float
 
 
 _TIMEOUTS: tuple[type[BaseException], ...] = (
@@ -263,6 +329,7 @@ class LLMClient:
         self.retry_wait_s = retry_wait_s
         self.base_url = base_url
         self.api_key = api_key
+        self.model_name = str(getattr(model, "model_name", "") or getattr(model, "model", ""))
         self.calls: deque[LLMCall] = deque(maxlen=CALLS_KEPT)
 
     @classmethod
@@ -339,6 +406,14 @@ class LLMClient:
         except Exception as exc:
             record.retries = attempts - 1
             record.latency_ms = (time.perf_counter() - start) * 1000
+            died = death_report(self.base_url)
+            if died is not None:  # the embedded server is gone: say so, not "Connection error"
+                record.error = died
+                raise LLMError(died, unreachable=True) from exc
+            misconfigured = config_error(exc, self.base_url, self.model_name)
+            if misconfigured is not None:
+                record.error = str(misconfigured)
+                raise misconfigured from exc
             record.error = f"{type(exc).__name__}: {exc}"
             raise LLMError(
                 f"LLM call '{purpose}' failed after {attempts} attempt(s): {record.error}",
@@ -438,6 +513,92 @@ class LLMClient:
             raise
         record.extra["p_yes"] = p
         return p
+
+    @classmethod
+    def connect(cls, settings: Settings, base_url: str) -> LLMClient:
+        """:meth:`from_settings`, then refuse a misconfigured hosted endpoint at once.
+
+        For ``settings.llm_base_url`` (a hosted endpoint) one 1-token call is made
+        (:meth:`check_endpoint`); the embedded server needs none (its readiness check
+        already completed a token). The probe's call record is dropped.
+
+        Raises:
+            LLMConfigError: HTTP 401/403/404 from the endpoint (the message has the fix).
+        """
+        client = cls.from_settings(settings, base_url)
+        if settings.llm_base_url:
+            problem = client.check_endpoint()
+            client.reset_calls()
+            if problem:
+                _log.warning("LLM endpoint check failed (%s); LLM stages will fall back", problem)
+        return client
+
+    def check_endpoint(self) -> str | None:
+        """One ``max_tokens=1`` completion, to refuse a misconfigured endpoint at start.
+
+        Returns:
+            None when it answered; the error text when it failed transiently (timeout,
+            connection, HTTP 5xx: the run goes on and falls back, marked).
+
+        Raises:
+            LLMConfigError: HTTP 401/403 (bad key) or 404 (unknown model or path), with
+                the fix.
+        """
+        try:
+            self._invoke([{"role": "user", "content": "Say OK."}], "probe", **self._cap(1))
+        except LLMConfigError:
+            raise
+        except LLMError as exc:
+            return str(exc)
+        return None
+
+    def measure_speed(self, prompt: str, answer_prompt: str, max_tokens: int = 48) -> Speed:
+        """Prompt and generation throughput measured now, in two calls.
+
+        1. ``prompt`` with ``max_tokens=1``: prompt tokens / wall time = prompt tokens/s.
+        2. ``answer_prompt`` streamed with ``max_tokens``: (tokens − 1) / (time from the
+           first to the last streamed token) = generated tokens/s.
+
+        Args:
+            prompt: a long fixed prompt (a few hundred tokens).
+            answer_prompt: a short prompt whose answer runs to ``max_tokens``.
+            max_tokens: generation length for call 2.
+
+        Returns:
+            A :class:`Speed`.
+
+        Raises:
+            LLMError: a call failed (LLMConfigError for 401/403/404).
+        """
+        start = time.perf_counter()
+        _, record = self._invoke([{"role": "user", "content": prompt}], "speed_prompt",
+                                 **self._cap(1))  # fmt: skip
+        prompt_s = time.perf_counter() - start
+        lc_messages = convert_to_messages([{"role": "user", "content": answer_prompt}])
+        times: list[float] = []
+        completion_tokens = 0
+        t0 = time.perf_counter()
+        try:
+            for chunk in self.model.stream(lc_messages, **self._cap(max_tokens)):
+                if _text(chunk):  # type: ignore[arg-type]
+                    times.append(time.perf_counter())
+                usage = getattr(chunk, "usage_metadata", None)
+                if usage:
+                    completion_tokens = int(usage.get("output_tokens", 0)) or completion_tokens
+        except Exception as exc:
+            died = death_report(self.base_url)
+            raise LLMError(died or f"speed test failed: {type(exc).__name__}: {exc}",
+                           unreachable=True) from exc  # fmt: skip
+        tokens = completion_tokens or len(times)
+        gen_s = (times[-1] - times[0]) if len(times) > 1 else 0.0
+        return Speed(
+            prompt_tokens=record.prompt_tokens,
+            prompt_seconds=prompt_s,
+            prompt_tps=record.prompt_tokens / prompt_s if prompt_s > 0 else 0.0,
+            generated_tokens=tokens,
+            first_token_seconds=(times[0] - t0) if times else 0.0,
+            generation_tps=(tokens - 1) / gen_s if gen_s > 0 and tokens > 1 else 0.0,
+        )
 
     def ping(self, timeout_s: float = 5.0) -> bool:
         """True if the backend answers: ``GET {base_url}/models`` (or a 1-token call).

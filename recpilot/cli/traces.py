@@ -21,7 +21,7 @@ BAR_WIDTH = 30
 
 
 def _store(ctx: typer.Context) -> TraceStore:
-    from recpilot.agent.cli import settings_from
+    from recpilot.cli.main import settings_from
 
     settings: Settings = settings_from(ctx)
     if not (settings.home / "traces.sqlite").exists():

@@ -57,7 +57,7 @@ def ml100k_home(tmp_path_factory: pytest.TempPathFactory, ml100k_dir: Path) -> P
     for args in (["data", "fetch", "movielens-100k", "--from", str(ml100k_dir)], ["index"],
                  ["train"]):  # fmt: skip
         out = subprocess.run(
-            [sys.executable, "-m", "recpilot.agent.cli", *args],
+            [sys.executable, "-m", "recpilot.cli", *args],
             env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr

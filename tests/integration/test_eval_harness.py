@@ -123,7 +123,7 @@ def _cli(home: Path, *args: str, llm_url: str | None = None) -> subprocess.Compl
     if llm_url:
         env |= {"RECPILOT_LLM_BASE_URL": llm_url, "RECPILOT_LLM_JSON_MODE": "json_object_schema"}
     return subprocess.run(
-        [sys.executable, "-m", "recpilot.agent.cli", *args],
+        [sys.executable, "-m", "recpilot.cli", *args],
         env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from recpilot.agent.cli import build_index, train_model
 from recpilot.agent.runner import Recommender
 from recpilot.config.settings import Settings
+from recpilot.data.item_index import build_index
 from recpilot.data.movielens import fetch_movielens_100k
+from recpilot.funnel.training import train_models
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def home(tmp_path_factory, ml100k_dir) -> Path:
     settings = Settings(home=home, _env_file=None)
     fetch_movielens_100k(settings.dataset_dir, ml100k_dir, progress=lambda *_: None)
     build_index(settings)
-    train_model(settings)
+    train_models(settings)
     return home
 
 
@@ -47,7 +48,7 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     env["RECPILOT_HOME"] = str(home)
     env["COLUMNS"] = "80"  # the forget report must stay on one line even when narrow
     return subprocess.run(
-        [sys.executable, "-m", "recpilot.agent.cli", *args],
+        [sys.executable, "-m", "recpilot.cli", *args],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-RECPILOT = [sys.executable, "-m", "recpilot.agent.cli"]
+RECPILOT = [sys.executable, "-m", "recpilot.cli"]
 
 
 def recpilot(home: Path, *args: str, llm_url: str | None, stdin: str | None = None, timeout=600):

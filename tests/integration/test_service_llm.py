@@ -159,7 +159,7 @@ def test_recpilot_serve_command_without_llm(ml100k_home):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECPILOT_")}
     env["RECPILOT_HOME"] = str(ml100k_home)
-    cmd = [sys.executable, "-m", "recpilot.agent.cli", "serve", "--no-llm", "--port", str(port),
+    cmd = [sys.executable, "-m", "recpilot.cli", "serve", "--no-llm", "--port", str(port),
            "--api-key", KEY]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip

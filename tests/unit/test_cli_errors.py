@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from recpilot.agent.cli import app, one_line
+from recpilot.cli.main import app, one_line
 from recpilot.config.settings import Settings
 
 runner = CliRunner()

@@ -28,15 +28,9 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("evals", 6, ("recpilot.evals",)),
     ("cli", 7, ("recpilot.cli",)),
 ]
-# The command-line modules that still live beside the graph and the service (moved into
-# ``recpilot.cli`` last, after the LLM work on ``agent/cli.py`` lands) are CLI modules.
-TRANSITIONAL_CLI = (
-    "recpilot.agent.cli",
-    "recpilot.agent.cli_cold_start",
-    "recpilot.agent.cli_profile",
-    "recpilot.agent.render",
-    "recpilot.service.cli",
-)
+# ``recpilot.agent.cli`` is the old home of the command line, kept as a re-export of
+# ``recpilot.cli.main`` (``python -m recpilot.agent.cli`` still works): a CLI module.
+TRANSITIONAL_CLI = ("recpilot.agent.cli",)
 
 
 def layer_of(module: str) -> tuple[str, int]:

@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from recpilot.agent.cli import app
+from recpilot.cli.main import app
 from recpilot.config.settings import Settings
 from recpilot.llm import server as llm_server
 from recpilot.llm.client import LLMClient, LLMConfigError, LLMError

@@ -7,12 +7,12 @@ import pytest
 from fakes import fake_llm
 from typer.testing import CliRunner
 
-from recpilot.agent.cli import app
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.intent_rules import parse_facts, parse_lifted
 from recpilot.agent.profile_ops import forget_user
 from recpilot.agent.runner import Recommender
 from recpilot.agent.services import build_services
+from recpilot.cli.main import app
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.stores.profiles import (

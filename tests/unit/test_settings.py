@@ -42,7 +42,7 @@ def test_dataset_name_cannot_be_a_path():
 def test_an_unset_command_flag_keeps_the_global_option(tmp_path):
     from types import SimpleNamespace
 
-    from recpilot.agent.cli import settings_from
+    from recpilot.cli.main import settings_from
 
     ctx = SimpleNamespace(obj={"home": tmp_path, "dataset": "from-global"})
     assert settings_from(ctx, dataset=None).dataset == "from-global"  # type: ignore[arg-type]

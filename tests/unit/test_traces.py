@@ -9,8 +9,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typer.testing import CliRunner
 
-from recpilot.agent.cli import app
 from recpilot.agent.runner import Recommender
+from recpilot.cli.main import app
 from recpilot.stores.traces.export import export_otel
 from recpilot.stores.traces.store import TraceNotFound, TraceStore
 

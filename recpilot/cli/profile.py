@@ -1,6 +1,6 @@
 """``recpilot profile …`` and ``recpilot feedback``: the long-term user memory from the shell.
 
-Registered on the main app by ``recpilot.agent.cli`` (``register(app)``).
+Registered on the main app by ``recpilot.cli.main`` (``register(app)``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ profile_app = typer.Typer(no_args_is_help=True, help="Long-term user profiles.")
 
 
 def _cli():  # imported lazily: cli imports this module
-    from recpilot.agent import cli
+    from recpilot.cli import main as cli
 
     return cli
 

@@ -22,7 +22,7 @@ def serve(
     """Serve the HTTP API, the OpenAI-compatible chat endpoint and the web page."""
     import uvicorn
 
-    from recpilot.agent.cli import clean_errors, err_console, open_recommender, settings_from
+    from recpilot.cli.main import clean_errors, err_console, open_recommender, settings_from
     from recpilot.service.app import create_app
 
     flags: dict[str, object] = {"service_host": host, "service_port": port}

@@ -1,6 +1,6 @@
 """``recpilot llm …``: build, fetch, check and serve the embedded LLM.
 
-Registered on the main app by ``recpilot.agent.cli`` (``register(app)``).
+Registered on the main app by ``recpilot.cli.main`` (``register(app)``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ ANSWER_PROMPT = "Count from 1 to 60 in words, separated by commas, and nothing e
 
 
 def _cli():  # imported lazily: cli imports this module
-    from recpilot.agent import cli
+    from recpilot.cli import main as cli
 
     return cli
 

@@ -1,6 +1,6 @@
 """``recpilot eval-cold-start``: the cold-start protocol of :mod:`recpilot.evals.cold_start`.
 
-Registered on the main app by ``recpilot.agent.cli`` (``register(app)``).
+Registered on the main app by ``recpilot.cli.main`` (``register(app)``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def eval_cold_start(
     """Cold start: users with hidden history, one generated message, HR/NDCG@k."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from recpilot.agent import cli
+    from recpilot.cli import main as cli
     from recpilot.evals.cold_start import (
         ColdStartConfig,
         markdown_table,

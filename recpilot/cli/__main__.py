@@ -1,0 +1,5 @@
+"""``python -m recpilot.cli``: the ``recpilot`` command."""
+
+from recpilot.cli.main import app
+
+app()

@@ -1,0 +1,475 @@
+"""The ``recpilot`` command line (typer + rich).
+
+Global options (``--home``, ``--dataset``) and per-command flags override the
+environment (``RECPILOT_*``), which overrides ``.env``, which overrides defaults.
+Known errors print one clear line and exit with status 1 (bad input: 2); no traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from recpilot.cli.serve import serve
+from recpilot.cli.traces import trace_app
+from recpilot.config.settings import Settings
+from recpilot.data.catalogue import Constraints
+from recpilot.data.ingest import IngestError, ingest
+from recpilot.data.item_index import ItemIndex
+from recpilot.data.item_index import build_index as index_items
+from recpilot.data.movielens import FetchError, fetch_movielens_100k
+from recpilot.funnel.scorers.als import CollaborativeModel
+from recpilot.funnel.training import train_models
+from recpilot.llm.client import LLMConfigError, LLMError
+from recpilot.llm.server import LLMSetupError
+
+if TYPE_CHECKING:
+    from recpilot.agent.runner import Recommender
+
+app = typer.Typer(no_args_is_help=True, help="recpilot: an LLM-controlled recommender.")
+data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the data directory.")
+app.add_typer(data_app, name="data")
+app.add_typer(trace_app, name="trace")
+app.command()(serve)
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)  # one error, one line
+FineModeOpt = Annotated[
+    str | None, typer.Option("--fine-mode", help="pointwise | listwise | off (default: settings)")
+]
+SampleGenOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--sample-generation/--no-sample-generation",
+        help="Cold users: LLM pseudo-interactions seed collaborative recall (default: settings).",
+    ),
+]
+
+
+def one_line(err: ValidationError) -> str:
+    """A pydantic error as one line: ``invalid <model>: field: message; …``."""
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
+    ]
+    return f"invalid {err.title}: " + "; ".join(parts)
+
+
+@contextlib.contextmanager
+def clean_errors() -> Iterator[None]:
+    """Turn the known error types into one red line and a non-zero exit."""
+    try:
+        yield
+    except ValidationError as err:
+        err_console.print(f"[red]error:[/] {escape(one_line(err))}")
+        raise typer.Exit(2) from None
+    except LLMConfigError as err:  # bad key / unknown model: a misconfiguration, not a fault
+        err_console.print(f"[red]error:[/] {escape(str(err))}")
+        raise typer.Exit(2) from None
+    except (IngestError, ValueError, KeyError) as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}")
+        raise typer.Exit(2) from None
+    except (FileNotFoundError, FetchError, LLMSetupError, LLMError, OSError, sqlite3.Error) as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}")
+        raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def open_recommender(settings: Settings, use_llm: bool) -> Iterator[Recommender]:
+    """A started :class:`Recommender`, with a spinner on stderr while it starts."""
+    from recpilot.agent.runner import Recommender
+
+    what = "starting the embedded LLM" if use_llm and not settings.llm_base_url else "loading"
+    with contextlib.ExitStack() as stack:
+        with err_console.status(f"{what} …"):
+            rec = stack.enter_context(Recommender(settings, use_llm=use_llm))
+        yield rec
+
+
+def settings_from(ctx: typer.Context, **flags: object) -> Settings:
+    """Settings with the global and command flags (only those given) on top."""
+    given = {k: v for k, v in flags.items() if v is not None}  # an unset flag keeps the global
+    overrides = {k: v for k, v in {**(ctx.obj or {}), **given}.items() if v is not None}
+    with clean_errors():
+        return Settings(**overrides)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option(help="Data directory (RECPILOT_HOME).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset name (RECPILOT_DATASET).")] = None,
+) -> None:
+    """recpilot: an LLM agent that controls a recommender funnel."""
+    ctx.obj = {"home": home, "dataset": dataset}
+
+
+# -- data ---------------------------------------------------------------------------------
+@data_app.command("fetch")
+def data_fetch(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Dataset to fetch: movielens-100k.")],
+    from_path: Annotated[
+        Path | None, typer.Option("--from", help="A local zip or folder instead of downloading.")
+    ] = None,
+) -> None:
+    """Download a public dataset (checksum-verified) into the data directory."""
+    if name != "movielens-100k":
+        err_console.print(f"[red]error:[/] unknown dataset {name!r}; known: movielens-100k")
+        raise typer.Exit(2)
+    settings = settings_from(ctx, dataset=name)
+    with clean_errors():
+        meta = fetch_movielens_100k(settings.dataset_dir, from_path, progress=console.print)
+    console.print(
+        f"[green]{meta.name}[/]: {meta.n_items} items, {meta.n_users} users, "
+        f"{meta.n_interactions} interactions from {meta.source} → {settings.dataset_dir}"
+    )
+
+
+@data_app.command("ingest")
+def data_ingest(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Name for the dataset.")],
+    items: Annotated[Path, typer.Option(help="Items file (CSV, TSV or Parquet).")],
+    interactions: Annotated[Path, typer.Option(help="Interactions file (CSV, TSV or Parquet).")],
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="Column map canonical=yours, e.g. item_id=movieId (repeatable)."),
+    ] = None,
+    category_sep: Annotated[str, typer.Option(help="Separator in the categories column.")] = "|",
+    encoding: Annotated[str, typer.Option(help="Text encoding of CSV files.")] = "utf-8",
+) -> None:
+    """Ingest your own items and interactions files (schema in the README)."""
+    settings = settings_from(ctx, dataset=name)
+    columns = {}
+    for pair in column or []:
+        if "=" not in pair:
+            err_console.print(f"[red]error:[/] --column wants canonical=yours, got {pair!r}")
+            raise typer.Exit(2)
+        key, value = pair.split("=", 1)
+        columns[key.strip()] = value.strip()
+    with clean_errors():
+        meta = ingest(
+            items, interactions, settings.dataset_dir, name, columns, category_sep, encoding
+        )
+    console.print(
+        f"[green]{meta.name}[/]: {meta.n_items} items, {meta.n_users} users, "
+        f"{meta.n_interactions} interactions → {settings.dataset_dir}"
+    )
+
+
+# -- index / train ----------------------------------------------------------------------
+def build_index(settings: Settings, out: Console = console) -> int:
+    """The index workflow (:func:`recpilot.data.item_index.build_index`) with a progress
+    bar; returns the item count."""
+    columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, TimeElapsedColumn(), console=out) as bar:
+        task = bar.add_task("embedding items", total=None)
+        return index_items(
+            settings, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+
+
+def train_model(
+    settings: Settings, out: Console = console, tune: bool = False
+) -> CollaborativeModel:
+    """The train workflow (:func:`recpilot.funnel.training.train_models`) with status lines.
+
+    With ``tune``, ALS and hybrid hyper-parameters are first chosen on each user's
+    validation item (:func:`recpilot.evals.tuning.tune_on_validation`); the final model
+    is then fitted on every interaction.
+
+    Returns:
+        The fitted ALS model.
+
+    Raises:
+        ValueError: with ``tune``, the dataset is too small to split.
+    """
+    hybrid = None
+    if tune:
+        from recpilot.evals.tuning import tune_on_validation
+
+        with out.status("tuning on validation items (ALS and hybrid grids)"):
+            settings, chosen = tune_on_validation(settings)
+        hybrid = chosen.hybrid
+        out.print(
+            f"validation NDCG@10: ALS {chosen.als_metrics['NDCG@10']:.4f} "
+            f"({chosen.als.model_dump()}), hybrid {chosen.hybrid_metrics['NDCG@10']:.4f}"
+        )
+    with out.status("training ALS"):
+        return train_models(settings, hybrid)
+
+
+@app.command()
+def index(ctx: typer.Context) -> None:
+    """Build the Chroma index of item-text embeddings for the active dataset."""
+    settings = settings_from(ctx)
+    started = time.perf_counter()
+    with clean_errors():
+        n = build_index(settings)
+    secs = time.perf_counter() - started
+    console.print(f"[green]indexed[/] {n} items in {secs:.1f} s ({n / secs:.0f} items/s)")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Choose ALS and hybrid hyper-parameters on validation items first "
+            "(~1 min on MovieLens 100K).",
+        ),
+    ] = False,
+) -> None:
+    """Train the coarse model (ALS + co-visitation + recent popularity) on the dataset."""
+    settings = settings_from(ctx)
+    started = time.perf_counter()
+    with clean_errors():
+        model = train_model(settings, tune=tune)
+    console.print(
+        f"[green]trained[/] ALS on {len(model.user_ids)} users × {model.item_factors.shape[0]} "
+        f"items in {time.perf_counter() - started:.1f} s → {settings.models_dir} "
+        f"(coarse model: {settings.coarse_model})"
+    )
+
+
+# -- recommend / chat -------------------------------------------------------------------
+def constraints_from(
+    exclude_genre: list[str] | None,
+    genre: list[str] | None,
+    year_min: int | None,
+    year_max: int | None,
+) -> Constraints:
+    """Constraints from the command's flags."""
+    return Constraints(
+        include_categories=genre or [],
+        exclude_categories=exclude_genre or [],
+        year_min=year_min,
+        year_max=year_max,
+    )
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="User id.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many items.")] = 10,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="What you want.")] = None,
+    genre: Annotated[list[str] | None, typer.Option(help="Only these genres.")] = None,
+    exclude_genre: Annotated[list[str] | None, typer.Option(help="Never these genres.")] = None,
+    year_min: Annotated[int | None, typer.Option(help="Earliest release year.")] = None,
+    year_max: Annotated[int | None, typer.Option(help="Latest release year.")] = None,
+    fine_mode: FineModeOpt = None,
+    sample_generation: SampleGenOpt = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Run without any LLM.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recommend k items for a user (and/or a message), through the whole funnel."""
+    from recpilot.cli.render import print_result
+
+    settings = settings_from(ctx)
+    with clean_errors():
+        cons = constraints_from(exclude_genre, genre, year_min, year_max)
+        with open_recommender(settings, not no_llm) as rec, err_console.status("recommending …"):
+            result = rec.run(
+                user,
+                message,
+                k,
+                cons,
+                fine_mode,
+                sample_generation=sample_generation,  # type: ignore[arg-type]
+            )
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_result(console, result)
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="User id.")] = None,
+    thread: Annotated[str | None, typer.Option(help="Thread id to start or resume.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100)] = 10,
+    fine_mode: FineModeOpt = None,
+    sample_generation: SampleGenOpt = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Run without any LLM.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each turn as JSON.")] = False,
+) -> None:
+    """Multi-turn chat; constraints you state keep applying for the rest of the thread."""
+    from recpilot.cli.render import print_result
+
+    settings = settings_from(ctx)
+    thread_id = thread or f"chat-{uuid.uuid4().hex[:8]}"
+    with clean_errors(), open_recommender(settings, not no_llm) as rec:
+        if not as_json:
+            console.print(f"thread [bold]{thread_id}[/] — type a request, or 'exit'.")
+        while True:
+            try:
+                line = input("> " if not as_json else "").strip()
+            except EOFError:
+                break
+            if line.lower() in {"exit", "quit", ":q"}:
+                break
+            if not line:
+                continue
+            with err_console.status("recommending …"):
+                result = rec.run(
+                    user, line, k, None, fine_mode,  # type: ignore[arg-type]
+                    thread_id=thread_id, sample_generation=sample_generation,
+                )  # fmt: skip
+            if as_json:
+                print(result.model_dump_json())
+            else:
+                print_result(console, result)
+
+
+# -- quickstart ---------------------------------------------------------------------------
+@app.command()
+def quickstart(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", "-u")] = "196",
+    k: Annotated[int, typer.Option("-k", min=1, max=100)] = 10,
+    from_path: Annotated[Path | None, typer.Option("--from", help="Local ml-100k copy.")] = None,
+    fine_mode: FineModeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fetch MovieLens 100K, index, train and recommend — each step only if needed."""
+    from recpilot.cli.render import print_result
+
+    settings = settings_from(ctx, dataset="movielens-100k")
+    out = err_console if as_json else console  # keep stdout pure JSON with --json
+    with clean_errors():
+        if not (settings.dataset_dir / "meta.json").exists():
+            out.rule("1/4 data")
+            fetch_movielens_100k(settings.dataset_dir, from_path, progress=out.print)
+        if not ItemIndex.open(settings).is_built():
+            out.rule("2/4 index")
+            build_index(settings, out)
+        if not (settings.models_dir / "als.npz").exists():
+            out.rule("3/4 train")
+            train_model(settings, out)
+        out.rule("4/4 recommend (starting the embedded LLM if needed)")
+        with open_recommender(settings, True) as rec, err_console.status("recommending …"):
+            result = rec.run(user, None, k, None, fine_mode)  # type: ignore[arg-type]
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_result(console, result)
+
+
+# -- eval ---------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option(help="Dataset to evaluate.")] = None,
+    users: Annotated[int, typer.Option(min=0, help="Users for the LLM pipelines.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of every sample.")] = 0,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Skip the LLM pipelines.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    max_users: Annotated[
+        int | None, typer.Option(min=1, help="Cap on users for non-LLM pipelines.")
+    ] = None,
+    fine_mode: Annotated[
+        list[str] | None, typer.Option(help="LLM fine modes to run (default: both).")
+    ] = None,
+    sampled: Annotated[bool, typer.Option(help="Also run the sampled protocols.")] = True,
+    llm_sampled_users: Annotated[
+        int, typer.Option(min=0, help="Of the LLM users, how many run the sampled protocols.")
+    ] = 10,
+    tune: Annotated[bool, typer.Option(help="Tune the coarse models on validation.")] = True,
+    tune_fine_users: Annotated[
+        int, typer.Option(min=0, help="Validation users to tune fine_weight on (0: no).")
+    ] = 0,
+    cold_users: Annotated[int, typer.Option(min=0, help="Users in the cold-start slice.")] = 100,
+    cold_llm_users: Annotated[
+        int, typer.Option(min=0, help="Cold-start users also run through the LLM.")
+    ] = 0,
+    min_user: Annotated[int, typer.Option(min=3, help="k-core: interactions per user.")] = 5,
+    min_item: Annotated[int, typer.Option(min=1, help="k-core: interactions per item.")] = 5,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse the LLM runs already saved in --out.")
+    ] = False,
+) -> None:
+    """Offline evaluation: leave-one-out, full and sampled ranking, every pipeline."""
+
+    from recpilot.evals.harness import EvalConfig, default_out_dir, run_eval
+    from recpilot.evals.harness import Progress as EvalProgress
+    from recpilot.evals.report import write_outputs
+
+    settings = settings_from(ctx, dataset=dataset)
+    if resume and out is None:
+        err_console.print("[red]error:[/] --resume needs --out (the folder of the run to resume)")
+        raise typer.Exit(2)
+    out_dir = out or default_out_dir(settings)
+    if resume and not out_dir.is_dir():
+        err_console.print(f"[red]error:[/] --resume: {out_dir} is not a folder of an earlier run")
+        raise typer.Exit(2)
+    try:  # before any work: a bad --out must not cost a whole run
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err_console.print(f"[red]error:[/] --out {out_dir}: cannot create the folder ({exc})")
+        raise typer.Exit(2) from None
+    with clean_errors():
+        config = EvalConfig(
+            dataset=settings.dataset,
+            seed=seed,
+            users=users,
+            max_users=max_users,
+            llm=not no_llm,
+            fine_modes=fine_mode or ["pointwise", "listwise"],
+            sampled=sampled,
+            llm_sampled_users=llm_sampled_users,
+            tune=tune,
+            tune_fine_users=tune_fine_users,
+            cold_users=cold_users,
+            cold_llm_users=cold_llm_users,
+            min_user=min_user,
+            min_item=min_item,
+            out_dir=out_dir,
+            resume=resume,
+        )
+        columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn()]
+        with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+            hooks = EvalProgress(
+                start=lambda label, total: bar.add_task(label, total=total),
+                advance=lambda task: bar.advance(task),
+                done=lambda task: bar.update(
+                    task, completed=next(t.total for t in bar.tasks if t.id == task)
+                ),
+                update=lambda task, done, total: bar.update(task, completed=done, total=total),
+            )
+            results = run_eval(settings, config, hooks, command=["recpilot", *sys.argv[1:]])
+        paths = write_outputs(results, out_dir)
+
+    full = results["results"]["full"]
+    for name, m in full.items():
+        console.print(
+            f"{escape(name):45s} NDCG@10 {m['NDCG@10']:.4f}  HR@10 {m['HR@10']:.4f}  n={m['users']}"
+        )
+    console.print(f"[green]report[/]: {paths['markdown']}")
+
+
+from recpilot.cli import cold_start, profile  # noqa: E402  (they use this module)
+from recpilot.cli import llm as llm_commands  # noqa: E402
+
+llm_commands.register(app)
+profile.register(app)
+cold_start.register(app)
+
+if __name__ == "__main__":
+    app()

@@ -434,6 +434,13 @@ def eval_command(
     ] = 0,
     min_user: Annotated[int, typer.Option(min=3, help="k-core: interactions per user.")] = 5,
     min_item: Annotated[int, typer.Option(min=1, help="k-core: interactions per item.")] = 5,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Hold-out order: auto (by time when timestamps are real, else a seeded "
+            "random item per user), time (force the timestamp / file-row order), random."
+        ),
+    ] = "auto",
     resume: Annotated[
         bool, typer.Option("--resume", help="Reuse the LLM runs already saved in --out.")
     ] = False,
@@ -473,6 +480,7 @@ def eval_command(
             cold_llm_users=cold_llm_users,
             min_user=min_user,
             min_item=min_item,
+            split=split,
             out_dir=out_dir,
             resume=resume,
         )

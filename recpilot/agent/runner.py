@@ -70,15 +70,24 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
     Args:
         settings: configuration (data directory, dataset, LLM endpoint, …).
         use_llm: False runs without any LLM (rules plan, coarse order, no server).
+        services: builds the runtime context from the settings and the LLM client
+            (default :func:`load_services`: the dataset's trained models); an offline
+            evaluation passes one that trains on its split's training data only.
 
     Raises:
         FileNotFoundError: dataset, index or model missing (message names the fix).
         recpilot.llm.server.LLMSetupError: the embedded LLM cannot start.
     """
 
-    def __init__(self, settings: Settings, use_llm: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        use_llm: bool = True,
+        services: Callable[[Settings, LLMClient | None], Services] = load_services,
+    ) -> None:
         self.settings = settings
         self.use_llm = use_llm
+        self._load_services = services
         self._stack = contextlib.ExitStack()
         self.services: Services | None = None
         self.traces: TraceStore | None = None
@@ -90,7 +99,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             if self.use_llm:
                 base_url = self._stack.enter_context(resolve_llm(self.settings))
                 llm = LLMClient.connect(self.settings, base_url)
-            self.services = load_services(self.settings, llm)
+            self.services = self._load_services(self.settings, llm)
             self.checkpointer = open_checkpointer(self.settings.home)
             self._stack.callback(self.checkpointer.conn.close)
             self.store = self._stack.enter_context(open_store(self.settings))

@@ -505,11 +505,13 @@ def eval_command(
     console.print(f"[green]report[/]: {paths['markdown']}")
 
 
-from recpilot.agent import cli_cold_start, cli_llm, cli_profile  # noqa: E402  (they use this module)
+# they use this module:
+from recpilot.agent import cli_cold_start, cli_eval_chat, cli_llm, cli_profile  # noqa: E402
 
 cli_llm.register(app)
 cli_profile.register(app)
 cli_cold_start.register(app)
+cli_eval_chat.register(app)
 
 if __name__ == "__main__":
     app()

@@ -173,4 +173,3 @@ def llm_serve(
 def register(app: typer.Typer) -> None:
     """Add ``recpilot llm …`` to ``app``."""
     app.add_typer(llm_app, name="llm")
-

@@ -24,7 +24,6 @@ from recpilot.evals.split import leave_one_out, sample_users
 from recpilot.tools.catalogue import Catalogue
 from recpilot.tools.movielens import fetch_movielens_100k
 
-
 # function words of four letters or more; every other title word of 4+ letters, and every
 # number, is "distinctive" for this independent check (the guard also bans 3-letter words)
 COMMON = {"with", "from", "that", "this", "what", "when", "where", "your", "they", "them",

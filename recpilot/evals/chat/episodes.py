@@ -591,9 +591,7 @@ def run_chat_eval(
         "pipelines": {p: PIPELINES[p].description for p in config.pipelines},
         "simulator": config.simulator,
         "simulator_model": sim_settings.model if config.simulator == "llm" else None,
-        "endpoint": (
-            None if not config.uses_llm() else ("embedded" if embedded else "explicit")
-        ),
+        "endpoint": (None if not config.uses_llm() else ("embedded" if embedded else "explicit")),
         "llm_model": settings.llm_model if config.uses_llm() else None,
         "episodes": [e.model_dump(mode="json") for e in episodes],
         "setup_s": world.seconds,

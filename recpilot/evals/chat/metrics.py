@@ -80,8 +80,9 @@ def turn_distribution(episodes: Sequence[Episode], turns: int) -> dict[str, int]
     return out
 
 
-def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 1) if values else float("nan")
+def _pct(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile rounded to 0.1, or None for no values."""
+    return round(float(np.percentile(values, q)), 1) if values else None
 
 
 def cost(episodes: Sequence[Episode]) -> dict[str, Any]:
@@ -134,9 +135,7 @@ def summarize(episodes: Sequence[Episode], turns: int, seed: int = 0) -> dict[st
     return out
 
 
-def paired(
-    a: Sequence[Episode], b: Sequence[Episode], turns: int, seed: int = 0
-) -> dict[str, Any]:
+def paired(a: Sequence[Episode], b: Sequence[Episode], turns: int, seed: int = 0) -> dict[str, Any]:
     """Pipeline ``b`` minus pipeline ``a`` on the users both ran (same setting).
 
     Returns:

@@ -114,3 +114,11 @@ def test_bad_input_is_one_error_line_and_exit_2(
     )
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output
+
+
+def test_a_smaller_run_is_a_prefix_of_a_larger_one() -> None:
+    users = [str(u) for u in range(200)]
+    order = episodes_mod.user_order(users, seed=0)
+    assert sorted(order) == sorted(users) and order != users
+    assert episodes_mod.user_order(users, seed=0) == order
+    assert episodes_mod.user_order(users, seed=1) != order

@@ -54,7 +54,7 @@ from recpilot.evals.chat.simulator import (
     TemplateSimulator,
     display_title,
 )
-from recpilot.evals.split import LOOSplit, leave_one_out, sample_users
+from recpilot.evals.split import LOOSplit, leave_one_out, user_seed
 from recpilot.llm.client import LLMClient
 from recpilot.memory.profiles import forget_profile
 from recpilot.tools.catalogue import Catalogue
@@ -266,6 +266,13 @@ def make_target(catalogue: Catalogue, train: pd.DataFrame, user: str, target: st
     )
 
 
+def user_order(users: list[str], seed: int) -> list[str]:
+    """A seeded permutation of ``users``: the run takes its first N, so a smaller N is a
+    prefix of a larger one (a killed run's finished users are the first N of a rerun)."""
+    rng = user_seed(seed, "eval-chat", "users")
+    return [users[i] for i in rng.permutation(len(users))]
+
+
 @dataclass
 class SplitWorld:
     """What every episode shares: the split, the chosen users, per-setting services."""
@@ -298,7 +305,7 @@ def build_world(settings: Settings, config: ChatEvalConfig) -> SplitWorld:
         )
     train = split.train_frame("test")
     targets = split.targets("test")
-    users = sample_users([u for u in split.users if u in targets], config.users, config.seed)
+    users = user_order([u for u in split.users if u in targets], config.seed)[: config.users]
     known_cat = Catalogue(full.items, train)
     parts: dict[Setting, tuple[Catalogue, CollaborativeModel]] = {}
     for setting in config.settings:

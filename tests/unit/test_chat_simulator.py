@@ -188,3 +188,48 @@ def test_cooccurring_history_orders_by_shared_users() -> None:
     from recpilot.evals.chat.episodes import cooccurring_history
 
     assert cooccurring_history(train, "u", "9") == ["2"]
+
+
+class FakeCompletions:
+    """An OpenAI-client stand-in that answers from a script (and records the requests)."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.requests: list[dict] = []
+
+    def create(self, **kw: object) -> object:
+        from types import SimpleNamespace as NS
+
+        self.requests.append(kw)
+        text = self.replies.pop(0) if self.replies else "The Godfather, obviously."
+        return NS(choices=[NS(message=NS(content=text))],
+                  usage=NS(prompt_tokens=50, completion_tokens=8))  # fmt: skip
+
+
+def llm_sim(replies: list[str]) -> tuple[object, FakeCompletions]:
+    from types import SimpleNamespace as NS
+
+    from recpilot.evals.chat.simulator import LLMSimulator, SimulatorLLMSettings
+
+    target = Target("5", TargetItem("127", "Godfather, The", 1972, ("Action", "Crime", "Drama"),
+                                    "The Godfather is a 1972 American crime film directed by "
+                                    "Francis Ford Coppola."))  # fmt: skip
+    fake = FakeCompletions(replies)
+    client = NS(chat=NS(completions=fake))
+    return LLMSimulator(target, client, SimulatorLLMSettings(_env_file=None), seed=0), fake
+
+
+def test_llm_simulator_regenerates_leaking_replies_and_never_sees_the_title() -> None:
+    sim, fake = llm_sim(["I want The Godfather.", "A mafia crime drama from the seventies."])
+    msg = sim.first()  # type: ignore[attr-defined]
+    assert msg.text == "A mafia crime drama from the seventies."
+    assert msg.dropped == 1 and msg.sim_calls == 2 and msg.sim_prompt_tokens == 100
+    prompt = fake.requests[0]["messages"][0]["content"]
+    assert "godfather" not in prompt.lower() and "Coppola" in prompt  # title masked in the text
+
+
+def test_llm_simulator_falls_back_to_the_template_when_every_reply_leaks() -> None:
+    sim, _ = llm_sim(["Godfather!", "godfather?", "The Godfather"])
+    msg = sim.first()  # type: ignore[attr-defined]
+    assert msg.dropped >= 3 and msg.sim_calls == 3
+    assert LeakageGuard("Godfather, The").clean(msg.text) and msg.kind == "open"

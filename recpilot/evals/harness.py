@@ -755,7 +755,7 @@ def run_eval(
             "order_note": split.order_note,
             "timestamps": split.timestamps,
             "tie_rule": split.tie_rule,
-            "test_any_timestamp_ties": split.test_ties,
+            "ties_with_train": split.ties_with_train,
             "min_user": split.min_user,
             "min_item": split.min_item,
             "users": len(split.users),

@@ -164,7 +164,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- split: {s['protocol']}; {s['min_user']}-core users, {s['min_item']}-core items → "
         f"{s['users']} users, {s['universe_items']} items ranked, {s['interactions']} "
         f"interactions; test/validation timestamp ties: {s['test_valid_timestamp_ties']:.1%} "
-        f"of users, test item tied with any other: {s.get('test_any_timestamp_ties', 0):.1%} "
+        f"of users, with training items too: {s.get('ties_with_train', 0):.1%} "
         f"({s.get('tie_rule', 'broken by item id')})",
         f"- order: {s.get('order_note', 'leave-one-out by (timestamp, item id)')}",
         f"- seed {cfg['seed']}; non-LLM pipelines on {s['eval_users']} users; LLM pipelines on "

@@ -133,9 +133,9 @@ class LOOSplit:
         order: ``"time"`` (by timestamp, ties by the seeded key) or ``"random"`` (a
             seeded random order per user: timestamps ignored).
         timestamps: what the timestamp column holds (:func:`timestamp_kind`).
-        test_ties: fraction of users whose test item shares its timestamp with any other
-            of their items (the tie-break chose the test item among them); 0 for
-            ``order="random"``.
+        ties_with_train: fraction of users whose test timestamp is shared by three or
+            more of their items (the tie-break chose both the test and the validation
+            item out of a group that also holds training items); 0 for ``order="random"``.
         seed: seed of the tie-break / random order.
         order_note: one sentence for reports saying which order was used and why.
     """
@@ -148,7 +148,7 @@ class LOOSplit:
     ties: float
     order: Literal["time", "random"] = "time"
     timestamps: TimestampKind = "real"
-    test_ties: float = 0.0
+    ties_with_train: float = 0.0
     seed: int = 0
     order_note: str = ""
     _targets: dict[Phase, dict[str, str]] = field(default_factory=dict, repr=False)
@@ -260,10 +260,10 @@ def leave_one_out(
     last = df[df["from_end"] == 0].set_index("user_id")["timestamp"]
     prev = df[df["from_end"] == 1].set_index("user_id")["timestamp"]
     ties = float((last == prev.reindex(last.index)).mean())
-    test_ties = 0.0
+    ties_with_train = 0.0
     if used == "time":
         same = df.groupby("user_id")["timestamp"].transform(lambda t: (t == t.iloc[-1]).sum())
-        test_ties = float((same[df["from_end"] == 0] > 1).mean())
+        ties_with_train = float((same[df["from_end"] == 0] > 2).mean())
     df = df.drop(columns=["_tie"]).reset_index(drop=True)
     universe = sorted(df["item_id"].unique().tolist(), key=lambda i: (len(i), i))
     return LOOSplit(
@@ -275,7 +275,7 @@ def leave_one_out(
         ties=round(ties, 4),
         order=used,
         timestamps=kind,
-        test_ties=round(test_ties, 4),
+        ties_with_train=round(ties_with_train, 4),
         seed=seed,
         order_note=note,
     )

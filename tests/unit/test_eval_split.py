@@ -56,7 +56,7 @@ def test_timestamp_ties_are_broken_by_the_seeded_key_not_the_item_id() -> None:
         winner = max(keys, key=keys.__getitem__)
         assert split.targets("test") == {"a": winner}
         assert split.targets("valid") == {"a": "10" if winner == "9" else "9"}
-        assert split.ties == 1.0 and split.test_ties == 1.0
+        assert split.ties == 1.0 and split.ties_with_train == 0.0  # 2 items tied, not 3
         assert split.order == "time" and "seeded random key" in split.tie_rule
 
 
@@ -204,3 +204,11 @@ def test_sample_users_is_seeded_and_sorted() -> None:
     assert a == sample_users(users, 10, seed=3)
     assert a == sorted(a) and len(a) == 10
     assert sample_users(users, None, seed=3) == users
+
+
+def test_tie_share_with_training_items_counts_groups_of_three() -> None:
+    df = frame([("a", "1", 1), ("a", "2", 5), ("a", "3", 5), ("a", "4", 5),
+                ("b", "1", 1), ("b", "2", 2), ("b", "3", 3), ("b", "4", 3)])  # fmt: skip
+    split = leave_one_out(df, min_user=3, min_item=1)
+    assert split.ties == 1.0  # both users: test and validation in the same second
+    assert split.ties_with_train == 0.5  # only user a: a training item in that second too

@@ -590,7 +590,7 @@ def run_chat_eval(
             "order_note": split.order_note,
             "tie_rule": split.tie_rule,
             "test_valid_timestamp_ties": split.ties,
-            "test_any_timestamp_ties": split.test_ties,
+            "ties_with_train": split.ties_with_train,
             "users": len(split.users),
             "universe_items": len(split.universe),
         },

@@ -118,7 +118,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"`{' '.join(results.get('command') or [])}`",
         f"- targets: leave-one-out test items of **N = {len(results['users'])}** seeded users "
         f"(seed {cfg['seed']}) of {s['users']}; {s['order_note']}; ties: test/validation "
-        f"{s['test_valid_timestamp_ties']:.1%}, test/any {s['test_any_timestamp_ties']:.1%} "
+        f"{s['test_valid_timestamp_ties']:.1%}, with training items too "
+        f"{s['ties_with_train']:.1%} "
         "of users",
         f"- simulator: {results['simulator']}"
         + (f" ({results['simulator_model']})" if results.get("simulator_model") else "")

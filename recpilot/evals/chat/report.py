@@ -165,7 +165,7 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         "markdown": out_dir / "chat_report.md",
         "plot": out_dir / PLOT,
     }
-    paths["json"].write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    paths["json"].write_text(json.dumps(results, default=str), encoding="utf-8")
     paths["markdown"].write_text(markdown(results), encoding="utf-8")
     plot_hit_rate(results, paths["plot"])
     return paths

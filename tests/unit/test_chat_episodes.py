@@ -52,6 +52,7 @@ def test_same_seed_same_episodes_and_numbers(tiny_settings: Settings, tmp_path: 
 def test_episodes_use_only_the_public_api_and_are_isolated(
     tiny_settings: Settings, tmp_path: Path
 ) -> None:
+    home_files = {f: f.stat().st_mtime_ns for f in tiny_settings.home.glob("*.sqlite")}
     raw = run_chat_eval(tiny_settings, config(tmp_path / "run"))
     eps = [Episode.model_validate(e) for e in raw["episodes"]]
     for ep in eps:
@@ -61,7 +62,8 @@ def test_episodes_use_only_the_public_api_and_are_isolated(
         assert sum(t.repeated for t in ep.turns) == 0  # the thread never re-shows an item
         assert all(t.llm_calls == 0 and t.plan_source == "rules" for t in ep.turns)
     # nothing was written to the user's home: checkpoints and profiles are in the run folder
-    assert not (tiny_settings.home / "checkpoints.sqlite").exists()
+    after = {f: f.stat().st_mtime_ns for f in tiny_settings.home.glob("*.sqlite")}
+    assert after == home_files
     assert (tmp_path / "run" / "agent-home" / "checkpoints.sqlite").exists()
     # the known user's test item is never in their training history: it can be shown
     assert raw["split"]["order"] == "time"

@@ -84,8 +84,11 @@ def test_resume_reuses_saved_episodes(
         raise AssertionError("a saved episode was run again")
 
     monkeypatch.setattr(episodes_mod, "run_episode", boom)
+    monkeypatch.setattr(episodes_mod, "Recommender", boom)  # a finished run builds no agent
     again = run_chat_eval(tiny_settings, config(tmp_path, resume=True))
     assert again["episodes"] == first["episodes"]
+    fewer = run_chat_eval(tiny_settings, config(tmp_path, resume=True, users=3))
+    assert fewer["episodes"] == [e for e in first["episodes"] if e["user_id"] in fewer["users"]]
 
 
 def test_the_agent_does_not_import_the_simulator() -> None:

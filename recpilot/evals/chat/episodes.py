@@ -544,6 +544,11 @@ def run_chat_eval(
         for setting in config.settings
         for pipeline in config.pipelines
     ]
+    pending = [
+        (user, setting, pipeline)
+        for user, setting, pipeline in jobs
+        if cache is None or cache.get(pipeline, setting, user, config.seed) is None
+    ]
     episodes: list[Episode] = []
     scratch = (out or settings.home / "evals" / "chat") / "agent-home"
     sim_settings = SimulatorLLMSettings()
@@ -551,9 +556,12 @@ def run_chat_eval(
     done = 0
     progress(0, len(jobs))
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(_endpoint(settings, config.uses_llm(), llm_base_url))
+        # nothing left to run (a resumed, finished run): no LLM started, no agent built
+        url = stack.enter_context(
+            _endpoint(settings, config.uses_llm() and bool(pending), llm_base_url)
+        )
         recs: dict[tuple[str, str], Recommender] = {}
-        for setting in config.settings:
+        for setting in config.settings if pending else []:
             for pipeline in config.pipelines:
                 spec = PIPELINES[pipeline]
                 s = agent_settings(settings, spec, scratch, url, embedded)
@@ -561,7 +569,7 @@ def run_chat_eval(
                                   services=services_factory(world, setting))  # fmt: skip
                 recs[(setting, pipeline)] = stack.enter_context(rec)
         client = None
-        if config.simulator == "llm":
+        if config.simulator == "llm" and pending:
             from openai import OpenAI
 
             client = OpenAI(base_url=sim_settings.base_url or url, api_key=sim_settings.api_key)

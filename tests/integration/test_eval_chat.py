@@ -28,7 +28,7 @@ def test_tiny_eval_chat_with_the_llm_controller(
     )
     turns = [t for e in eps for t in e.turns]
     assert all(t.llm_calls >= 1 for t in turns)  # the LLM read every message
-    assert any(t.plan_source == "llm" for t in turns) or all(t.fallbacks for t in turns)
+    assert sum(t.llm_calls - t.llm_failed for t in turns) >= len(turns)  # real answers
     assert all(t.prompt_tokens > 0 for t in turns if t.llm_failed < t.llm_calls)
     catalogue = Catalogue.load(settings.dataset_dir)
     for e in eps:

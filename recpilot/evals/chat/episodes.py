@@ -552,7 +552,9 @@ def run_chat_eval(
     episodes: list[Episode] = []
     scratch = (out or settings.home / "evals" / "chat") / "agent-home"
     sim_settings = SimulatorLLMSettings()
-    embedded = not (llm_base_url or settings.llm_base_url)
+    embedded = (
+        not settings.llm_base_url
+    )  # a passed URL without settings = the embedded server (tests)
     done = 0
     progress(0, len(jobs))
     with contextlib.ExitStack() as stack:

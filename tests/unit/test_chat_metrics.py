@@ -93,3 +93,10 @@ def test_violations_count_items_against_what_the_user_stated() -> None:
     assert _violations(items, stated) == 3
     assert _violations(items, [Stated(include=["Comedy"])]) == 1
     assert _violations(items, []) == 0
+
+
+def test_hit_share_by_message_kind(eps: list[Episode]) -> None:
+    from recpilot.evals.chat.metrics import hits_by_kind
+
+    got = hits_by_kind(eps)
+    assert got == {"open": {"turns": 11, "hit_share": round(3 / 11, 4)}}

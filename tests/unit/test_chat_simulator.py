@@ -233,3 +233,12 @@ def test_llm_simulator_falls_back_to_the_template_when_every_reply_leaks() -> No
     msg = sim.first()  # type: ignore[attr-defined]
     assert msg.dropped >= 3 and msg.sim_calls == 3
     assert LeakageGuard("Godfather, The").clean(msg.text) and msg.kind == "open"
+
+
+def test_a_title_with_a_question_mark_is_not_a_question() -> None:
+    from recpilot.evals.chat.simulator import asks_question
+
+    items = [Shown(item_id="1", title="Shall We Dance?"), Shown(item_id="2", title="Heat")]
+    assert not asks_question(Observation(reply="Here are 2 picks: Shall We Dance?; Heat.",
+                                         items=items))  # fmt: skip
+    assert asks_question(Observation(reply="Which era do you like?", items=items))

@@ -52,6 +52,7 @@ from recpilot.evals.chat.simulator import (
     Target,
     TargetItem,
     TemplateSimulator,
+    asks_question,
     display_title,
 )
 from recpilot.evals.split import LOOSplit, leave_one_out, user_seed
@@ -431,7 +432,7 @@ def run_episode(
                 fallbacks=len(result.fallbacks),
                 violations=_violations(shown, stated),
                 repeated=sum(1 for i in ids if i in seen_before),
-                asked="?" in result.reply,
+                asked=asks_question(Observation(reply=result.reply, items=shown)),
                 plan_source=result.plan.source,
                 sim_calls=message.sim_calls,
                 sim_ms=message.sim_ms,

@@ -80,6 +80,18 @@ def turn_distribution(episodes: Sequence[Episode], turns: int) -> dict[str, int]
     return out
 
 
+def hits_by_kind(episodes: Sequence[Episode]) -> dict[str, dict[str, float]]:
+    """Per kind of simulator message (open, category, era, text, history, reject, …): how
+    many agent turns answered one, and the share of those turns that showed the target."""
+    turns: dict[str, int] = {}
+    hits: dict[str, int] = {}
+    for ep in episodes:
+        for t in ep.turns:
+            turns[t.kind] = turns.get(t.kind, 0) + 1
+            hits[t.kind] = hits.get(t.kind, 0) + int(t.rank is not None)
+    return {k: {"turns": n, "hit_share": round(hits[k] / n, 4)} for k, n in sorted(turns.items())}
+
+
 def _pct(values: list[float], q: float) -> float | None:
     """The ``q``-th percentile rounded to 0.1, or None for no values."""
     return round(float(np.percentile(values, q)), 1) if values else None
@@ -131,6 +143,7 @@ def summarize(episodes: Sequence[Episode], turns: int, seed: int = 0) -> dict[st
     out["AT_ci95"] = [round(x, 3) for x in bootstrap_ci([float(v) for v in at], seed=seed)]
     out["hit_rate_by_turn"] = [round(x, 4) for x in hit_rate_by_turn(episodes, turns)]
     out["turns_to_first_hit"] = turn_distribution(episodes, turns)
+    out["hits_by_message_kind"] = hits_by_kind(episodes)
     out["cost"] = cost(episodes)
     return out
 

@@ -58,6 +58,20 @@ def turns_table(results: dict[str, Any]) -> str:
     return _table([*header, "miss", "hit rate by turn 1…T"], rows)
 
 
+def kinds_table(results: dict[str, Any]) -> str:
+    """Share of agent turns that showed the target, by what the simulator had just said."""
+    kinds = sorted({k for by in results["results"].values() for m in by.values()
+                    for k in m.get("hits_by_message_kind", {})})  # fmt: skip
+    rows = []
+    for setting, by in results["results"].items():
+        for name, m in by.items():
+            got = m.get("hits_by_message_kind", {})
+            rows.append([setting, name] + [
+                f"{got[k]['hit_share']:.2f} ({got[k]['turns']})" if k in got else "–" for k in kinds
+            ])  # fmt: skip
+    return _table(["setting", "pipeline", *kinds], rows)
+
+
 def paired_table(results: dict[str, Any]) -> str:
     """Paired differences (later pipeline minus the first) per setting."""
     rows = []
@@ -145,6 +159,10 @@ def markdown(results: dict[str, Any]) -> str:
         "## Turns to the first hit",
         "",
         turns_table(results),
+        "",
+        "## Hit share of a turn by the message it answered (turns)",
+        "",
+        kinds_table(results),
         "",
     ]
     if any(results["paired"].values()):

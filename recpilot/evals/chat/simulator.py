@@ -176,6 +176,15 @@ _GENRE_Q = re.compile(r"\b(genre|kind|type|sort|mood)\b", re.IGNORECASE)
 _ERA_Q = re.compile(r"\b(year|era|decade|old|recent|when|new)\b", re.IGNORECASE)
 
 
+def asks_question(seen: Observation) -> bool:
+    """True when the agent's reply asks something: a ``?`` outside the shown titles
+    (a list of "Shall We Dance?" and "What's Eating Gilbert Grape" asks nothing)."""
+    text = seen.reply
+    for item in seen.items:
+        text = text.replace(item.title, " ")
+    return "?" in text
+
+
 def _decade(year: int) -> int:
     return year // 10 * 10
 
@@ -307,7 +316,7 @@ class TemplateSimulator:
 
     def next(self, seen: Observation) -> Message:
         """One more hint, an answer to the agent's question, or a rejection."""
-        if "?" in seen.reply:
+        if asks_question(seen):
             if _GENRE_Q.search(seen.reply):
                 found = self._pop(("category",)) or self._pop()
             elif _ERA_Q.search(seen.reply):

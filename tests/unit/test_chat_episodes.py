@@ -127,3 +127,13 @@ def test_a_smaller_run_is_a_prefix_of_a_larger_one() -> None:
     assert sorted(order) == sorted(users) and order != users
     assert episodes_mod.user_order(users, seed=0) == order
     assert episodes_mod.user_order(users, seed=1) != order
+
+
+def test_eval_refuses_an_unknown_split_order(tiny_settings: Settings, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["--home", str(tiny_settings.home), "eval", "--dataset", "tiny", "--no-llm",
+         "--split", "file", "--out", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "split" in result.output

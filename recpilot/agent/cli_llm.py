@@ -173,3 +173,4 @@ def llm_serve(
 def register(app: typer.Typer) -> None:
     """Add ``recpilot llm …`` to ``app``."""
     app.add_typer(llm_app, name="llm")
+

@@ -34,7 +34,9 @@ def test_plan_and_fine_use_the_llm_started_by_recpilot(ml100k_home, shared_gguf,
     assert result.llm.failed == 0 and result.llm.calls >= 2
 
 
-def test_killing_the_server_mid_run_is_reported_as_its_death(ml100k_home, shared_gguf, monkeypatch):
+def test_killing_the_server_mid_run_is_reported_as_its_death(
+    ml100k_home, shared_gguf, monkeypatch
+):
     monkeypatch.setattr(llm_server, "ensure_gguf", lambda settings: shared_gguf)
     settings = Settings(home=ml100k_home, llm_retries=0, _env_file=None)
     with Recommender(settings, use_llm=True) as rec:

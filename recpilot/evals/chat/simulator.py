@@ -39,7 +39,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from recpilot.evals.chat.leakage import LeakageGuard, clean_title
 from recpilot.evals.split import user_seed
 
-HintKind = Literal["open", "category", "era", "text", "history", "reject", "answer", "filler"]
+HintKind = Literal[
+    "open", "category", "era", "text", "history", "reject", "answer", "filler", "llm"
+]
 
 
 class Shown(BaseModel):
@@ -436,7 +438,7 @@ class LLMSimulator:
             if text and self.guard.clean(text):
                 self.history.append({"role": "assistant", "content": text})
                 return Message(
-                    text=text, kind="open" if len(self.history) == 1 else "answer",
+                    text=text, kind="open" if len(self.history) == 1 else "llm",
                     dropped=dropped, sim_calls=calls, sim_ms=round(ms, 1),
                     sim_prompt_tokens=p_tok, sim_completion_tokens=c_tok,
                 )  # fmt: skip

@@ -22,6 +22,7 @@ from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Constraints
 from recpilot.llm.calls import recording
+from recpilot.llm.client import LLMClient
 from recpilot.stores.checkpoints import open_checkpointer
 from recpilot.stores.profiles import check_user_id, open_store
 from recpilot.stores.traces.export import Exporter, exporters_from
@@ -69,15 +70,24 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
     Args:
         settings: configuration (data directory, dataset, LLM endpoint, …).
         use_llm: False runs without any LLM (rules plan, coarse order, no server).
+        services: builds the runtime context from the settings and the LLM client
+            (default :func:`build_services`: the dataset's trained models); an offline
+            evaluation passes one that trains on its split's training data only.
 
     Raises:
         FileNotFoundError: dataset, index or model missing (message names the fix).
         recpilot.llm.server.LLMSetupError: the embedded LLM cannot start.
     """
 
-    def __init__(self, settings: Settings, use_llm: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        use_llm: bool = True,
+        services: Callable[[Settings, LLMClient | None], Services] = build_services,
+    ) -> None:
         self.settings = settings
         self.use_llm = use_llm
+        self._build_services = services
         self._stack = contextlib.ExitStack()
         self.services: Services | None = None
         self.traces: TraceStore | None = None
@@ -88,7 +98,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             llm = None
             if self.use_llm:
                 llm = self._stack.enter_context(open_llm(self.settings))
-            self.services = build_services(self.settings, llm)
+            self.services = self._build_services(self.settings, llm)
             self.checkpointer = open_checkpointer(self.settings.home)
             self._stack.callback(self.checkpointer.conn.close)
             self.store = self._stack.enter_context(open_store(self.settings))

@@ -401,6 +401,13 @@ def eval_command(
     ] = 0,
     min_user: Annotated[int, typer.Option(min=3, help="k-core: interactions per user.")] = 5,
     min_item: Annotated[int, typer.Option(min=1, help="k-core: interactions per item.")] = 5,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Hold-out order: auto (by time when timestamps are real, else a seeded "
+            "random item per user), time (force the timestamp / file-row order), random."
+        ),
+    ] = "auto",
     resume: Annotated[
         bool, typer.Option("--resume", help="Reuse the LLM runs already saved in --out.")
     ] = False,
@@ -440,6 +447,7 @@ def eval_command(
             cold_llm_users=cold_llm_users,
             min_user=min_user,
             min_item=min_item,
+            split=split,
             out_dir=out_dir,
             resume=resume,
         )
@@ -464,12 +472,13 @@ def eval_command(
     console.print(f"[green]report[/]: {paths['markdown']}")
 
 
-from recpilot.cli import cold_start, profile  # noqa: E402  (they use this module)
+from recpilot.cli import cold_start, eval_chat, profile  # noqa: E402  (they use this module)
 from recpilot.cli import llm as llm_commands  # noqa: E402
 
 llm_commands.register(app)
 profile.register(app)
 cold_start.register(app)
+eval_chat.register(app)
 
 if __name__ == "__main__":
     app()

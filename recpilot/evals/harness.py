@@ -103,6 +103,11 @@ class EvalConfig(BaseModel):
     negatives: int = Field(default=100, ge=1, description="Negatives per sampled list.")
     min_user: int = Field(default=5, ge=3, description="k-core: interactions per user.")
     min_item: int = Field(default=5, ge=1, description="k-core: interactions per item.")
+    split: Literal["auto", "time", "random"] = Field(
+        default="auto",
+        description="Hold-out order: auto (time if timestamps are real, else seeded random), "
+        "time, random (see recpilot.evals.split).",
+    )
     sampled: bool = Field(default=True, description="Also run the sampled protocols.")
     llm_sampled_users: int = Field(
         default=10, ge=0, description="Of the LLM users, how many also run the sampled protocols."
@@ -332,7 +337,9 @@ def git_info() -> dict[str, Any]:
 def load_world(settings: Settings, config: EvalConfig, progress: Progress) -> World:
     """Load the dataset, split it, and open (or build, once) the item index."""
     catalogue = Catalogue.load(settings.dataset_dir)
-    split = leave_one_out(catalogue.interactions, config.min_user, config.min_item)
+    split = leave_one_out(
+        catalogue.interactions, config.min_user, config.min_item, config.split, config.seed
+    )
     index = ItemIndex.open(settings)
     encoder = make_encoder(settings)
     ids = [str(i) for i in catalogue.ids]
@@ -756,8 +763,13 @@ def run_eval(
             "n_interactions": meta.n_interactions,
         },
         "split": {
-            "protocol": "leave-one-out by (timestamp, item id); valid = second last, "
+            "protocol": f"leave-one-out, {split.tie_rule}; valid = second last, "
             "test = last; test phase trains on train + valid",
+            "order": split.order,
+            "order_note": split.order_note,
+            "timestamps": split.timestamps,
+            "tie_rule": split.tie_rule,
+            "ties_with_train": split.ties_with_train,
             "min_user": split.min_user,
             "min_item": split.min_item,
             "users": len(split.users),

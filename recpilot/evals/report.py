@@ -164,7 +164,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"- split: {s['protocol']}; {s['min_user']}-core users, {s['min_item']}-core items → "
         f"{s['users']} users, {s['universe_items']} items ranked, {s['interactions']} "
         f"interactions; test/validation timestamp ties: {s['test_valid_timestamp_ties']:.1%} "
-        "of users (broken by item id)",
+        f"of users, with training items too: {s.get('ties_with_train', 0):.1%} "
+        f"({s.get('tie_rule', 'broken by item id')})",
+        f"- order: {s.get('order_note', 'leave-one-out by (timestamp, item id)')}",
         f"- seed {cfg['seed']}; non-LLM pipelines on {s['eval_users']} users; LLM pipelines on "
         f"**N = {results['llm_sample']['users']}** seeded users",
         f"- LLM: {models['llm'] or 'not run'} ({models['llm_endpoint'] or '–'}); embeddings: "

@@ -7,10 +7,19 @@ al. 2023/2024, whose code this mirrors where it matters):
 2. Iterative k-core filter: drop items with fewer than ``min_item`` interactions and users
    with fewer than ``min_user``, repeated until both hold (LlamaRec's ``filter_triplets``,
    ``min_uc = min_sc = 5``). The surviving items are the evaluation's *item universe*.
-3. Each user's interactions are ordered by ``(timestamp, item id)`` — ties broken by item
-   id (numeric when every id is a number), as LlamaRec's ``sort_values(['timestamp',
-   'sid'])`` does. The last one is the **test** item, the one before it the
-   **validation** item, the rest are training.
+3. Each user's interactions are ordered by ``(timestamp, seeded random key)``: ties
+   (several interactions in the same second) are broken by a per-``(user, item)`` key
+   drawn from the seed (:func:`tie_keys`), not by item id. LlamaRec sorts by
+   ``['timestamp', 'sid']``; on ML-100K, where 44% of users rated their test and
+   validation items in the same second, the id rule systematically held out the higher
+   id (there the more obscure film) and lowered every pipeline's score. The last one is
+   the **test** item, the one before it the **validation** item, the rest are training.
+   A dataset without real timestamps (all equal, or the ingest's row-order default
+   ``0..n-1`` because the file had no timestamp column) is not ordered by them unless
+   asked: ``order="auto"`` then holds out a seeded random item per user instead
+   (``order="random"``), and the split says so (:attr:`LOOSplit.order_note`);
+   ``order="time"`` forces the timestamp (or file-row) order, e.g. for a file that is a
+   real log in row order.
 4. Phases. ``"valid"``: train on the training interactions, predict the validation item.
    ``"test"``: train on training + validation interactions, predict the test item (the
    validation item is then part of the user's history, as in LlamaRec's test loader).
@@ -31,16 +40,57 @@ import pandas as pd
 
 Phase = Literal["valid", "test"]
 Sampler = Literal["uniform", "popularity"]
+Order = Literal["auto", "time", "random"]
+TimestampKind = Literal["real", "row-order", "constant"]
+ORDERS: tuple[Order, ...] = ("auto", "time", "random")
 PHASES: tuple[Phase, ...] = ("valid", "test")
 SAMPLERS: tuple[Sampler, ...] = ("uniform", "popularity")
 
 
-def _id_key(ids: pd.Series) -> pd.Series:
-    """Sort key for ids: integers when every id is a decimal number, else the strings."""
-    text = ids.astype(str)
-    if text.str.fullmatch(r"\d+").all():
-        return text.astype(np.int64)
-    return text
+def timestamp_kind(timestamps: pd.Series) -> TimestampKind:
+    """What a dataset's ``timestamp`` column really holds.
+
+    Args:
+        timestamps: the canonical ``timestamp`` column (int), in file order.
+
+    Returns:
+        ``"constant"`` when every value is equal (no time information), ``"row-order"``
+        when the values are exactly ``0..n-1`` — what ``recpilot data ingest`` writes
+        when the file has no timestamp column — else ``"real"``.
+    """
+    values = timestamps.to_numpy()
+    if len(values) == 0 or (values == values[0]).all():
+        return "constant"
+    if (
+        values.min() == 0
+        and values.max() == len(values) - 1
+        and len(np.unique(values)) == len(values)
+    ):
+        return "row-order"
+    return "real"
+
+
+def tie_keys(user_ids: pd.Series, item_ids: pd.Series, seed: int) -> np.ndarray:
+    """A seeded pseudo-random uint64 per ``(user, item)``: the tie-break of the ordering.
+
+    Deterministic across runs, processes and row orders (SipHash of ``"user\titem"``
+    keyed by the seed, :func:`pandas.util.hash_array`), and unrelated to the item id, so
+    a tie does not systematically hold out the higher (or lower) id.
+
+    Args:
+        user_ids, item_ids: aligned id columns (cast to str).
+        seed: any int; another seed gives another tie order.
+
+    Returns:
+        ``(n,)`` uint64 array aligned with the inputs.
+    """
+    text = (
+        user_ids.astype(str).to_numpy(dtype=object)
+        + "\t"
+        + item_ids.astype(str).to_numpy(dtype=object)
+    )
+    hash_key = f"{seed & 0xFFFFFFFFFFFFFFFF:016x}"[-16:]
+    return pd.util.hash_array(text.astype(object), hash_key=hash_key, categorize=False)
 
 
 def kcore_filter(interactions: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
@@ -79,7 +129,15 @@ class LOOSplit:
         users: user ids with a split, sorted.
         min_user, min_item: the filter thresholds used.
         ties: fraction of users whose test item shares its timestamp with the validation
-            item (so the id tie-break, not time, decided which one is the test item).
+            item (so the tie-break, not time, decided which of the two is the test item).
+        order: ``"time"`` (by timestamp, ties by the seeded key) or ``"random"`` (a
+            seeded random order per user: timestamps ignored).
+        timestamps: what the timestamp column holds (:func:`timestamp_kind`).
+        ties_with_train: fraction of users whose test timestamp is shared by three or
+            more of their items (the tie-break chose both the test and the validation
+            item out of a group that also holds training items); 0 for ``order="random"``.
+        seed: seed of the tie-break / random order.
+        order_note: one sentence for reports saying which order was used and why.
     """
 
     interactions: pd.DataFrame
@@ -88,8 +146,20 @@ class LOOSplit:
     min_user: int
     min_item: int
     ties: float
+    order: Literal["time", "random"] = "time"
+    timestamps: TimestampKind = "real"
+    ties_with_train: float = 0.0
+    seed: int = 0
+    order_note: str = ""
     _targets: dict[Phase, dict[str, str]] = field(default_factory=dict, repr=False)
     _items: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def tie_rule(self) -> str:
+        """How the order of each user's interactions was decided, for reports."""
+        if self.order == "random":
+            return f"seeded random order per user (seed {self.seed}); timestamps ignored"
+        return f"by timestamp; ties broken by a seeded random key (seed {self.seed})"
 
     def train_frame(self, phase: Phase) -> pd.DataFrame:
         """Interactions a model may learn from in ``phase`` (``user_id``, ``item_id``, …).
@@ -116,7 +186,13 @@ class LOOSplit:
         return self._items.get(user_id, set())
 
 
-def leave_one_out(interactions: pd.DataFrame, min_user: int = 5, min_item: int = 5) -> LOOSplit:
+def leave_one_out(
+    interactions: pd.DataFrame,
+    min_user: int = 5,
+    min_item: int = 5,
+    order: Order = "auto",
+    seed: int = 0,
+) -> LOOSplit:
     """Split each user's interactions: last = test, second last = validation, rest = train.
 
     Args:
@@ -125,34 +201,70 @@ def leave_one_out(interactions: pd.DataFrame, min_user: int = 5, min_item: int =
         min_user: minimum interactions per user after filtering (>= 3: one training
             interaction, one validation, one test). LlamaRec uses 5.
         min_item: minimum interactions per item (LlamaRec uses 5; 1 = no item filter).
+        order: ``"auto"``: by time when the timestamps are real (:func:`timestamp_kind`),
+            else a seeded random hold-out per user; ``"time"``: by timestamp (or file row)
+            whatever they hold; ``"random"``: seeded random order, timestamps ignored.
+        seed: seed of the tie-break key (:func:`tie_keys`) and of the random order.
 
     Returns:
         The :class:`LOOSplit` (see the module docstring for the rules).
 
     Raises:
-        ValueError: ``min_user`` < 3 or ``min_item`` < 1, or no user survives.
+        ValueError: ``min_user`` < 3, ``min_item`` < 1, an unknown ``order``, or no user
+            survives.
     """
     if min_user < 3:
         raise ValueError(f"min_user must be >= 3 for a leave-one-out split, got {min_user}")
     if min_item < 1:
         raise ValueError(f"min_item must be >= 1, got {min_item}")
+    if order not in ORDERS:
+        raise ValueError(f"unknown split order {order!r}; known: {', '.join(ORDERS)}")
     df = interactions[["user_id", "item_id", "rating", "timestamp"]].copy()
     df["user_id"] = df["user_id"].astype(str)
     df["item_id"] = df["item_id"].astype(str)
-    df["_ikey"] = _id_key(df["item_id"])
-    df = df.sort_values(["user_id", "timestamp", "_ikey"], kind="stable")
+    kind = timestamp_kind(df["timestamp"])
+    used: Literal["time", "random"] = "time"
+    if order == "random" or (order == "auto" and kind != "real"):
+        used = "random"
+    if used == "random" and order == "random":
+        note = f"seeded random hold-out per user (seed {seed}), requested (--split random)"
+    elif used == "random":
+        why = (
+            "every interaction has the same timestamp"
+            if kind == "constant"
+            else "the file had no timestamp column, so they are the file's row order"
+        )
+        note = (
+            f"seeded random hold-out per user (seed {seed}): the timestamps are not real "
+            f"({kind}: {why}), so leave-one-out by time would hold out whatever the file "
+            "lists last; pass --split time if the row order is a real log"
+        )
+    elif kind != "real":
+        note = (
+            f"leave-one-out by the timestamp column although it is {kind} (requested with "
+            "--split time): the held-out item is the file's last row per user"
+        )
+    else:
+        note = f"leave-one-out by timestamp; ties broken by a seeded random key (seed {seed})"
+    df["_tie"] = tie_keys(df["user_id"], df["item_id"], seed)
+    keys = ["user_id", "timestamp", "_tie"] if used == "time" else ["user_id", "_tie"]
+    df = df.sort_values(["user_id", "timestamp", "_tie"], kind="stable")
     df = df.drop_duplicates(["user_id", "item_id"], keep="first")
     df = kcore_filter(df, min_user, min_item)
     if df.empty:
         raise ValueError(
             f"no user has {min_user} interactions on items with {min_item} interactions"
         )
-    df = df.sort_values(["user_id", "timestamp", "_ikey"], kind="stable")
+    df = df.sort_values(keys, kind="stable")
     df["from_end"] = df.groupby("user_id").cumcount(ascending=False)
     last = df[df["from_end"] == 0].set_index("user_id")["timestamp"]
     prev = df[df["from_end"] == 1].set_index("user_id")["timestamp"]
     ties = float((last == prev.reindex(last.index)).mean())
-    df = df.drop(columns=["_ikey"]).reset_index(drop=True)
+    ties_with_train = 0.0
+    if used == "time":
+        same = df.groupby("user_id")["timestamp"].transform(lambda t: (t == t.iloc[-1]).sum())
+        ties_with_train = float((same[df["from_end"] == 0] > 2).mean())
+    df = df.drop(columns=["_tie"]).reset_index(drop=True)
     universe = sorted(df["item_id"].unique().tolist(), key=lambda i: (len(i), i))
     return LOOSplit(
         interactions=df,
@@ -161,6 +273,11 @@ def leave_one_out(interactions: pd.DataFrame, min_user: int = 5, min_item: int =
         min_user=min_user,
         min_item=min_item,
         ties=round(ties, 4),
+        order=used,
+        timestamps=kind,
+        ties_with_train=round(ties_with_train, 4),
+        seed=seed,
+        order_note=note,
     )
 
 

@@ -11,6 +11,8 @@ from recpilot.evals.split import (
     leave_one_out,
     sample_negatives,
     sample_users,
+    tie_keys,
+    timestamp_kind,
     truncate_histories,
 )
 
@@ -44,13 +46,67 @@ def test_last_interaction_is_test_and_second_last_is_validation() -> None:
     assert sorted(valid_train[valid_train.user_id == "a"].item_id) == ["1", "5"]
 
 
-def test_timestamp_ties_are_broken_by_numeric_item_id() -> None:
-    # "10" sorts after "9" numerically (not as a string) → "10" is the test item.
+def test_timestamp_ties_are_broken_by_the_seeded_key_not_the_item_id() -> None:
+    # items 9 and 10 share the last timestamp: the seeded key, not the id, picks the test item
     df = frame([("a", "1", 1), ("a", "10", 5), ("a", "9", 5), ("a", "2", 1)])
+    for seed in range(6):
+        split = leave_one_out(df, min_user=3, min_item=1, seed=seed)
+        keys = dict(zip(["10", "9"], tie_keys(pd.Series(["a", "a"]), pd.Series(["10", "9"]), seed),
+                        strict=True))  # fmt: skip
+        winner = max(keys, key=keys.__getitem__)
+        assert split.targets("test") == {"a": winner}
+        assert split.targets("valid") == {"a": "10" if winner == "9" else "9"}
+        assert split.ties == 1.0 and split.ties_with_train == 0.0  # 2 items tied, not 3
+        assert split.order == "time" and "seeded random key" in split.tie_rule
+
+
+def test_tie_break_is_seeded_and_unbiased_towards_high_ids() -> None:
+    # 400 users each rate a low-id and a high-id item in the same last second
+    rows = []
+    for u in range(400):
+        rows += [(f"u{u}", "1", 1), (f"u{u}", "2", 2), (f"u{u}", "50", 9), (f"u{u}", "900", 9)]
+    df = frame(rows)
+    a = leave_one_out(df, min_user=3, min_item=1, seed=3)
+    b = leave_one_out(df.sample(frac=1.0, random_state=1), min_user=3, min_item=1, seed=3)
+    assert a.targets("test") == b.targets("test")  # same seed → same split, any row order
+    high = sum(t == "900" for t in a.targets("test").values()) / 400
+    assert 0.4 < high < 0.6  # the id rule gave 1.0
+    other = leave_one_out(df, min_user=3, min_item=1, seed=4)
+    assert other.targets("test") != a.targets("test")
+
+
+def test_row_order_timestamps_get_a_seeded_random_hold_out_not_time() -> None:
+    # what `recpilot data ingest` writes for a file without timestamps (0..n-1), with each
+    # user's items listed by ascending id: by "time" the test item is always the highest id
+    rows, t = [], 0
+    for u in range(200):
+        for item in sorted(np.random.default_rng(u).choice(60, 8, replace=False)):
+            rows.append((f"u{u}", str(item + 1), t))
+            t += 1
+    df = frame(rows)
+    assert timestamp_kind(df["timestamp"]) == "row-order"
     split = leave_one_out(df, min_user=3, min_item=1)
-    assert split.targets("test") == {"a": "10"}
-    assert split.targets("valid") == {"a": "9"}
-    assert split.ties == 1.0
+    assert split.order == "random" and split.timestamps == "row-order"
+    assert "random hold-out" in split.order_note and "--split time" in split.order_note
+    highest = df.groupby("user_id")["item_id"].apply(lambda s: max(s, key=int)).to_dict()
+    same = sum(highest[u] == i for u, i in split.targets("test").items()) / len(split.users)
+    assert same < 0.3  # about 1/8 by chance
+    forced = leave_one_out(df, min_user=3, min_item=1, order="time")
+    assert forced.order == "time" and "requested with --split time" in forced.order_note
+    assert forced.targets("test") == {u: highest[u] for u in forced.users}
+
+
+def test_constant_timestamps_are_not_time_and_real_ones_are() -> None:
+    const = frame([(f"u{u}", str(i), 7) for u in range(5) for i in range(1, 6)])
+    assert timestamp_kind(const["timestamp"]) == "constant"
+    split = leave_one_out(const, min_user=3, min_item=1)
+    assert split.order == "random" and "same timestamp" in split.order_note
+    real = frame([(f"u{u}", str(i), 880_000_000 + 60 * (u * 5 + i)) for u in range(5)
+                  for i in range(1, 6)])  # fmt: skip
+    assert timestamp_kind(real["timestamp"]) == "real"
+    assert leave_one_out(real, min_user=3, min_item=1).order == "time"
+    with pytest.raises(ValueError, match="unknown split order"):
+        leave_one_out(real, min_user=3, min_item=1, order="file")  # type: ignore[arg-type]
 
 
 def test_no_leakage_of_held_out_items(interactions: pd.DataFrame) -> None:
@@ -148,3 +204,11 @@ def test_sample_users_is_seeded_and_sorted() -> None:
     assert a == sample_users(users, 10, seed=3)
     assert a == sorted(a) and len(a) == 10
     assert sample_users(users, None, seed=3) == users
+
+
+def test_tie_share_with_training_items_counts_groups_of_three() -> None:
+    df = frame([("a", "1", 1), ("a", "2", 5), ("a", "3", 5), ("a", "4", 5),
+                ("b", "1", 1), ("b", "2", 2), ("b", "3", 3), ("b", "4", 3)])  # fmt: skip
+    split = leave_one_out(df, min_user=3, min_item=1)
+    assert split.ties == 1.0  # both users: test and validation in the same second
+    assert split.ties_with_train == 0.5  # only user a: a training item in that second too

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="qwen2.5-coder-1.5b-instruct", description="Model name.")
     llm_timeout_s: float = Field(default=60.0, gt=0, description="Per-call timeout, seconds.")
     llm_retries: int = Field(default=2, ge=0, le=10, description="Retries after a failed call.")
-    llm_json_mode: JsonMode = Field(
+    llm_json_mode: JsonMode = Field(  # an unknown value: pydantic lists the allowed ones
         default="auto",
         description=(
             "How to ask for schema-constrained JSON: 'json_schema' (OpenAI, vLLM), "
@@ -160,13 +160,16 @@ class Settings(BaseSettings):
         text = str(value).strip()
         if text == "":
             return None  # an empty variable means unset
-        if not re.match(r"^https?://[^/\s]+", text):
+        scheme = re.match(r"^(https?)://", text, flags=re.IGNORECASE)
+        if scheme:  # URL schemes are case-insensitive
+            text = scheme.group(1).lower() + text[scheme.end(1):]
+        if not re.match(r"^https?://[^/\s:]+", text):
             env = f"RECPILOT_{str(info.field_name).upper()}"
-            bare = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
-            raise ValueError(
-                f"{env}={text!r} is not an http(s) URL; fix: {env}=http://{bare}"
-                + ("" if bare.rstrip("/").endswith("/v1") else "/v1")
-            )
+            bare = text if re.match(r"^[A-Za-z0-9.\[\]-]+(:\d+)?(/|$)", text) else ""
+            example = f"http://{bare}" + ("" if bare.rstrip("/").endswith("/v1") else "/v1")
+            if not bare:
+                example = "http://HOST:PORT/v1"
+            raise ValueError(f"{env}={text!r} is not an http(s) URL; fix: {env}={example}")
         return text.rstrip("/")
 
     @field_validator("home")

@@ -54,6 +54,9 @@ from recpilot.llm import calls as call_log
 from recpilot.llm.server import death_report
 
 _log = logging.getLogger(__name__)
+# llama-cpp-python's server (0.3.36) answers OpenAI's json_schema response_format with an
+# HTTP 500 whose text contains this.
+_REFUSES_JSON_SCHEMA = "Input should be 'text' or 'json_object'"
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 JsonForm = Literal["json_object_schema", "json_schema"]
@@ -301,6 +304,8 @@ class LLMClient:
         model: any LangChain chat model (``ChatOpenAI`` in production, fake chat models
             in tests); it must not retry on its own (``max_retries=0``).
         json_mode: request form for the backend, see the module docstring.
+        adapt_json_mode: switch to the llama-cpp-python form for good when the backend
+            refuses OpenAI's ``json_schema`` form (``llm_json_mode='auto'`` with a base URL).
         retries: retries after a transient failure (connection error, timeout, HTTP 5xx,
             rate limit); invalid output is not retried (temperature 0 would repeat it).
         retry_wait_s: first back-off in seconds (exponential, capped at 8 s).
@@ -318,6 +323,7 @@ class LLMClient:
         model: BaseChatModel,
         *,
         json_mode: JsonForm = "json_schema",
+        adapt_json_mode: bool = False,
         retries: int = 2,
         retry_wait_s: float = 0.5,
         base_url: str | None = None,
@@ -325,6 +331,7 @@ class LLMClient:
     ) -> None:
         self.model = model
         self.json_mode: JsonForm = json_mode
+        self.adapt_json_mode = adapt_json_mode
         self.retries = retries
         self.retry_wait_s = retry_wait_s
         self.base_url = base_url
@@ -368,6 +375,7 @@ class LLMClient:
         return cls(
             model,
             json_mode=json_mode,
+            adapt_json_mode=mode == "auto" and not embedded,
             retries=settings.llm_retries,
             base_url=base_url,
             api_key=settings.llm_api_key,
@@ -470,9 +478,19 @@ class LLMClient:
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": schema, "strict": False},
             }
-        message, record = self._invoke(
-            messages, purpose, response_format=response_format, **self._cap(max_tokens)
-        )
+        try:
+            message, record = self._invoke(
+                messages, purpose, response_format=response_format, **self._cap(max_tokens)
+            )
+        except LLMError as exc:
+            if self.adapt_json_mode and _REFUSES_JSON_SCHEMA in str(exc):
+                # a llama-cpp-python server behind a base URL (e.g. `recpilot llm serve`):
+                # it takes only its own form; switch once, for the rest of this client
+                _log.info("the endpoint refuses OpenAI's json_schema form; using json_object")
+                self.json_mode, self.adapt_json_mode = "json_object_schema", False
+                return self.json(messages, schema, purpose, max_tokens,
+                                 validate_schema=validate_schema)  # fmt: skip
+            raise
         try:
             value = parse_json(record.response)
             if not isinstance(value, dict):

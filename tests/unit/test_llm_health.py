@@ -234,3 +234,51 @@ def test_embedding_endpoint_misconfiguration_names_the_setting(status_url, statu
     embedder = OpenAIEmbedder(status_url, "emb-x", max_retries=0)
     with pytest.raises(ValueError, match=needle):
         embedder.encode(["a"])
+
+
+class _LlamaLike(BaseHTTPRequestHandler):
+    """Answers like llama-cpp-python's server: OpenAI's json_schema form is an HTTP 500."""
+
+    forms: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        form = (body.get("response_format") or {}).get("type", "text")
+        _LlamaLike.forms.append(form)
+        if form == "json_schema":
+            text = "1 validation error: Input should be 'text' or 'json_object'"
+            status, out = 500, {"error": {"message": text, "type": "internal_server_error"}}
+        else:
+            msg = {"role": "assistant", "content": '{"ok": true}'}
+            status, out = 200, {"id": "x", "object": "chat.completion", "created": 0,
+                                "model": "m", "choices": [{"index": 0, "message": msg,
+                                                           "finish_reason": "stop"}]}  # fmt: skip
+        data = json.dumps(out).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_auto_json_mode_adapts_to_a_llama_server_behind_a_base_url(tmp_path):
+    server = HTTPServer(("127.0.0.1", 0), _LlamaLike)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    try:
+        settings = Settings(home=tmp_path, llm_base_url=url, llm_retries=0, _env_file=None)
+        client = LLMClient.from_settings(settings, url)
+        assert client.json_mode == "json_schema"
+        assert client.json(MSGS, SCHEMA, "plan", 10) == {"ok": True}
+        assert client.json_mode == "json_object_schema"
+        assert client.json(MSGS, SCHEMA, "plan", 10) == {"ok": True}
+        assert _LlamaLike.forms == ["json_schema", "json_object", "json_object"]
+        fixed = Settings(home=tmp_path, llm_base_url=url, llm_retries=0,
+                         llm_json_mode="json_schema", _env_file=None)  # fmt: skip
+        with pytest.raises(LLMError):  # an explicit mode is kept, not overridden
+            LLMClient.from_settings(fixed, url).json(MSGS, SCHEMA, "plan", 10)
+    finally:
+        server.shutdown()

@@ -52,7 +52,8 @@ def test_harness_without_llm(slice_settings: Settings, tmp_path: Path) -> None:
     config = EvalConfig(dataset="ml100k-slice", llm=False, cold_users=10, seed=3)
     results = run_eval(slice_settings, config)  # builds the item index on first use
 
-    split = leave_one_out(Catalogue.load(slice_settings.dataset_dir).interactions)
+    interactions = Catalogue.load(slice_settings.dataset_dir).interactions
+    split = leave_one_out(interactions, seed=config.seed)  # ties are broken by the seed
     assert results["split"]["users"] == len(split.users) == SLICE_USERS
     assert results["split"]["universe_items"] == len(split.universe)
     full = results["results"]["full"]

@@ -26,8 +26,8 @@ from recpilot.data.catalogue import Catalogue
 from recpilot.data.embeddings import Encoder, make_encoder
 from recpilot.data.item_index import ItemIndex
 from recpilot.funnel.recall import Recall
-from recpilot.funnel.scorers.als import CollaborativeModel
-from recpilot.funnel.scorers.registry import Scorer, build_scorer
+from recpilot.funnel.scorers.registry import Scorer, load_scorer
+from recpilot.funnel.training import training_data
 from recpilot.llm.client import LLMClient
 from recpilot.llm.server import resolve_llm
 
@@ -70,10 +70,10 @@ def build_services(
 ) -> Services:
     """Wire the services of ``settings.dataset``; anything passed in is used as is.
 
-    Without models, the ALS model trained by ``recpilot train`` is loaded and the coarse
-    scorer ``settings.coarse_model`` built on it (the hybrid reads its parameters from
-    ``models_dir/hybrid.json``); the recall model is ``settings.recall_model`` built the
-    same way, or the coarse model itself when that setting is unset.
+    Without models, the coarse scorer ``settings.coarse_model`` saved by ``recpilot
+    train`` is loaded through the scorer registry (``load_scorer``); the recall model
+    is ``settings.recall_model`` loaded the same way, or the coarse model itself when
+    that setting is unset.
 
     Args:
         settings: which data directory and dataset, budgets, model kinds.
@@ -102,26 +102,10 @@ def build_services(
             )
     encoder = encoder if encoder is not None else make_encoder(settings)
     if coarse_model is None:
-        als = CollaborativeModel.load(settings.models_dir)
-        if als.item_factors.shape[0] != catalogue.ids.size:
-            raise FileNotFoundError(
-                "the trained model does not match the catalogue; run `recpilot train` again"
-            )
-        coarse_model = build_scorer(
-            settings.coarse_model,
-            als,
-            catalogue.interactions,
-            catalogue.index_of,
-            settings.models_dir,
-        )
+        data = training_data(catalogue)
+        coarse_model = load_scorer(settings.coarse_model, settings.models_dir, data)
         if recall_model is None and settings.recall_model not in (None, settings.coarse_model):
-            recall_model = build_scorer(
-                settings.recall_model,
-                als,
-                catalogue.interactions,
-                catalogue.index_of,
-                settings.models_dir,
-            )
+            recall_model = load_scorer(settings.recall_model, settings.models_dir, data)
     recall_model = recall_model if recall_model is not None else coarse_model
     if item_vectors is None:
         item_vectors = index.vectors([str(i) for i in catalogue.ids])

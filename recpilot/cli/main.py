@@ -8,6 +8,7 @@ Known errors print one clear line and exit with status 1 (bad input: 2); no trac
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import sys
 import time
@@ -30,8 +31,8 @@ from recpilot.data.ingest import IngestError, ingest
 from recpilot.data.item_index import ItemIndex
 from recpilot.data.item_index import build_index as index_items
 from recpilot.data.movielens import FetchError, fetch_movielens_100k
-from recpilot.funnel.scorers.als import CollaborativeModel
-from recpilot.funnel.training import train_models
+from recpilot.funnel.scorers.registry import Scorer
+from recpilot.funnel.training import RECORD_FILE, is_trained, selected_kinds, train_models
 from recpilot.llm.client import LLMConfigError, LLMError
 from recpilot.llm.server import LLMSetupError
 
@@ -184,7 +185,7 @@ def build_index(settings: Settings, out: Console = console) -> int:
 
 def train_model(
     settings: Settings, out: Console = console, tune: bool = False
-) -> CollaborativeModel:
+) -> dict[str, Scorer]:
     """The train workflow (:func:`recpilot.funnel.training.train_models`) with status lines.
 
     With ``tune``, ALS and hybrid hyper-parameters are first chosen on each user's
@@ -192,24 +193,24 @@ def train_model(
     is then fitted on every interaction.
 
     Returns:
-        The fitted ALS model.
+        ``{scorer kind: fitted scorer}`` (the coarse kind first).
 
     Raises:
-        ValueError: with ``tune``, the dataset is too small to split.
+        ValueError: with ``tune``, the dataset is too small to split; an unknown kind.
     """
-    hybrid = None
+    params = None
     if tune:
         from recpilot.evals.tuning import tune_on_validation
 
         with out.status("tuning on validation items (ALS and hybrid grids)"):
             settings, chosen = tune_on_validation(settings)
-        hybrid = chosen.hybrid
+        params = {"hybrid": chosen.hybrid}
         out.print(
             f"validation NDCG@10: ALS {chosen.als_metrics['NDCG@10']:.4f} "
             f"({chosen.als.model_dump()}), hybrid {chosen.hybrid_metrics['NDCG@10']:.4f}"
         )
-    with out.status("training ALS"):
-        return train_models(settings, hybrid)
+    with out.status(f"training {', '.join(selected_kinds(settings))}"):
+        return train_models(settings, params)
 
 
 @app.command()
@@ -239,11 +240,18 @@ def train(
     settings = settings_from(ctx)
     started = time.perf_counter()
     with clean_errors():
-        model = train_model(settings, tune=tune)
+        fitted = train_model(settings, tune=tune)
+        record = json.loads((settings.models_dir / RECORD_FILE).read_text())["kinds"]
+    for kind in fitted:
+        size = record[kind]
+        console.print(
+            f"[green]trained[/] {kind} on {size['users']} users × {size['items']} items "
+            f"({size['interactions']} interactions) in {size['fit_seconds']:.1f} s"
+        )
     console.print(
-        f"[green]trained[/] ALS on {len(model.user_ids)} users × {model.item_factors.shape[0]} "
-        f"items in {time.perf_counter() - started:.1f} s → {settings.models_dir} "
-        f"(coarse model: {settings.coarse_model})"
+        f"→ {settings.models_dir} in {time.perf_counter() - started:.1f} s "
+        f"(coarse model: {settings.coarse_model}, recall model: "
+        f"{settings.recall_model or settings.coarse_model})"
     )
 
 
@@ -360,7 +368,7 @@ def quickstart(
         if not ItemIndex.open(settings).is_built():
             out.rule("2/4 index")
             build_index(settings, out)
-        if not (settings.models_dir / "als.npz").exists():
+        if not is_trained(settings):
             out.rule("3/4 train")
             train_model(settings, out)
         out.rule("4/4 recommend (starting the embedded LLM if needed)")

@@ -9,7 +9,6 @@ commented, in ``.env.example``.
 from __future__ import annotations
 
 import re
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -76,13 +75,16 @@ class Settings(BaseSettings):
 
     # -- coarse ranking ----------------------------------------------------------------
     coarse_keep: int = Field(default=20, ge=1, le=200, description="Short list for fine rank.")
-    coarse_model: Literal["hybrid", "als"] = Field(
+    coarse_model: str = Field(
         default="hybrid",
-        description="Coarse model: ALS + co-visitation + recent popularity, or ALS alone.",
+        min_length=1,
+        description="Coarse model, a registered scorer kind (built in: hybrid = ALS + "
+        "co-visitation + recent popularity, als = ALS alone; unknown names are refused "
+        "when the services are built).",
     )
-    recall_model: Literal["hybrid", "als"] | None = Field(
+    recall_model: str | None = Field(
         default=None,
-        description="Model of the collaborative recall channel (unset: the coarse model).",
+        description="Scorer kind of the collaborative recall channel (unset: the coarse model).",
     )
     # ALS defaults: chosen by `recpilot eval` on MovieLens 100K validation items.
     als_factors: int = Field(default=32, ge=2, description="ALS latent factors.")
@@ -177,22 +179,22 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         return Path(value).expanduser().absolute()
 
-    @cached_property
+    @property
     def dataset_dir(self) -> Path:
         """Folder of the active dataset's canonical files: ``home/datasets/<dataset>``."""
         return self.home / "datasets" / self.dataset
 
-    @cached_property
+    @property
     def models_dir(self) -> Path:
         """Folder of trained models for the active dataset: ``home/models/<dataset>``."""
         return self.home / "models" / self.dataset
 
-    @cached_property
+    @property
     def chroma_dir(self) -> Path:
         """Chroma PersistentClient folder: ``home/chroma``."""
         return self.home / "chroma"
 
-    @cached_property
+    @property
     def llm_dir(self) -> Path:
         """Folder of the assembled embedded GGUF: ``home/llm``."""
         return self.home / "llm"

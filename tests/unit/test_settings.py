@@ -47,3 +47,12 @@ def test_an_unset_command_flag_keeps_the_global_option(tmp_path):
     ctx = SimpleNamespace(obj={"home": tmp_path, "dataset": "from-global"})
     assert settings_from(ctx, dataset=None).dataset == "from-global"  # type: ignore[arg-type]
     assert settings_from(ctx, dataset="from-command").dataset == "from-command"  # type: ignore[arg-type]
+
+
+def test_derived_folders_follow_a_copied_home(tmp_path):
+    base = Settings(home=tmp_path / "a", _env_file=None)
+    assert base.models_dir == tmp_path / "a" / "models" / base.dataset
+    moved = base.model_copy(update={"home": tmp_path / "b", "dataset": "other"})
+    assert moved.models_dir == tmp_path / "b" / "models" / "other"
+    assert moved.dataset_dir == tmp_path / "b" / "datasets" / "other"
+    assert moved.chroma_dir == tmp_path / "b" / "chroma"

@@ -175,24 +175,3 @@ def test_plan_node_with_stub_services(settings):
     assert cold["plan"].channels == ["semantic", "popularity"]
     assert warm["plan"].fine_mode == "off"  # no LLM
     assert Code.PATH_COLD in cold["stages"][0]["codes"] and warm["fallbacks"] == []
-
-
-def test_every_registered_scorer_honours_the_contract(tiny_settings):
-    from recpilot.funnel.scorers.als import CollaborativeModel
-    from recpilot.funnel.scorers.registry import build_scorer, scorer_names
-
-    catalogue = Catalogue.load(tiny_settings.dataset_dir)
-    als = CollaborativeModel.load(tiny_settings.models_dir)
-    for kind in scorer_names():
-        scorer = build_scorer(
-            kind, als, catalogue.interactions, catalogue.index_of, tiny_settings.models_dir
-        )
-        assert scorer.knows("u1") and not scorer.knows("stranger")
-        for state in (scorer.user_vector("u1"), scorer.user_vector(None, [0, 1, 2])):
-            every = np.asarray(scorer.score_all(state))
-            positions = np.array([3, 0, 7])
-            assert every.shape == (len(catalogue),)
-            np.testing.assert_allclose(scorer.scores(state, positions), every[positions], rtol=1e-5)
-            top = scorer.top_n(state, 4)
-            assert [p for p, _ in top] == list(np.argsort(-every, kind="stable")[:4])
-        assert scorer.user_vector(None, []) is None

@@ -24,6 +24,7 @@ from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Code, State
 from recpilot.data.catalogue import Catalogue, Constraints
+from recpilot.funnel.recall import user_state_channels
 from recpilot.llm.client import LLMError
 from recpilot.prompts import load_prompt
 
@@ -96,7 +97,7 @@ def resolve_proposals(
 
 
 def generate(state: State, runtime: Runtime[Services]) -> dict:
-    """Graph node: write ``pseudo_items`` and make sure collaborative recall runs on them."""
+    """Graph node: write ``pseudo_items`` and make sure the channels reading the user state run."""
     started = time.perf_counter()
     svc = services_of(runtime)
     cat = svc.catalogue
@@ -133,9 +134,10 @@ def generate(state: State, runtime: Runtime[Services]) -> dict:
     note = f"kept {len(kept)}/{len(out['titles'])}: " + ", ".join(cat.get(i).title for i in kept)
     if rejected:
         note += "; rejected " + "; ".join(rejected)
-    if kept and "collaborative" not in plan.channels:
-        update["plan"] = plan.model_copy(update={"channels": [*plan.channels, "collaborative"]})
-        note += "; added the collaborative channel"
+    missing = [c for c in user_state_channels() if c not in plan.channels]
+    if kept and missing:
+        update["plan"] = plan.model_copy(update={"channels": [*plan.channels, *missing]})
+        note += "; added the " + ", ".join(missing) + " channel" + "s" * (len(missing) > 1)
     update["stages"] = record(
         state, "generate", started, len(kept), False, note, [Code.SAMPLE_GENERATION]
     )

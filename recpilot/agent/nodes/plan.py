@@ -129,10 +129,12 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     if remembered:
         why += f"; the profile remembers {remembered} liked item(s)"
     generate = generation_wanted(state, svc, warm)
-    has_liked = bool(intent.liked_items) or warm or bool(remembered) or generate
+    has_liked = bool(intent.liked_items) or warm or bool(remembered)
     usable = usable_channels(warm, bool(intent.query), has_liked)
-    if generate and "i2i" in usable and not (intent.liked_items or remembered):
-        usable.remove("i2i")  # pseudo-interactions seed collaborative recall only
+    if generate:  # pseudo-interactions feed only channels that read the user state
+        fed = set(channels_registry.user_state_channels())
+        extra = {c for c in usable_channels(warm, bool(intent.query), True) if c in fed}
+        usable = [c for c in channels_registry.channel_names() if c in usable or c in extra]
     keep = max(settings.coarse_keep, state.get("k", 10))
     fine_mode = state.get("fine_mode") or settings.fine_mode
     if svc.llm is None:

@@ -21,6 +21,7 @@ from recpilot.funnel.recall.base import (
     registered,
     unregister,
     usable_channels,
+    user_state_channels,
 )
 from recpilot.funnel.recall.stage import Recall, RecallCandidate
 
@@ -40,4 +41,5 @@ __all__ = [
     "registered",
     "unregister",
     "usable_channels",
+    "user_state_channels",
 ]

@@ -108,6 +108,9 @@ class RecallChannel(ABC):
         evaluate_alone: the offline evaluation measures this channel alone (needs no
             request text).
         eval_name: that pipeline's name (default ``recall:<name>``).
+        reads_user_state: the channel retrieves from the recall model's user state
+            (``RecallRequest.user_vec``), so LLM-generated pseudo-interactions, which are
+            folded into that state, can feed it (sample generation adds such channels).
 
     Args:
         resources: the catalogue, index, encoder and recall model of this run.
@@ -121,6 +124,7 @@ class RecallChannel(ABC):
     backstop: ClassVar[bool] = False
     evaluate_alone: ClassVar[bool] = True
     eval_name: ClassVar[str | None] = None
+    reads_user_state: ClassVar[bool] = False
 
     def __init__(self, resources: RecallResources) -> None:
         self.res = resources
@@ -216,6 +220,11 @@ def get_channel(name: str) -> type[RecallChannel]:
 def usable_channels(signals: RecallSignals) -> list[str]:
     """Names of the channels this request can feed, in plan order."""
     return [c.name for c in channels() if c.usable(signals)]
+
+
+def user_state_channels() -> list[str]:
+    """Names of the channels that read the recall model's user state, in plan order."""
+    return [c.name for c in channels() if c.reads_user_state]
 
 
 def by_explain_order(names: list[str] | set[str] | Mapping[str, Any]) -> list[str]:

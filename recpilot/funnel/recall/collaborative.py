@@ -19,6 +19,7 @@ class CollaborativeChannel(RecallChannel):
     description = "a matrix-factorisation model of the user's ratings"
     plan_order = 30
     explain_order = 30
+    reads_user_state = True
 
     @classmethod
     def usable(cls, signals: RecallSignals) -> bool:

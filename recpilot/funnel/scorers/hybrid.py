@@ -247,6 +247,15 @@ class HybridModel(CollaborativeModel):
         """The user's row is already the score of every position (shape (n_items,))."""
         return np.asarray(user_vec, dtype=np.float64)
 
+    def save(self, directory: Path) -> None:
+        """Write the ALS files and ``hybrid.json`` to ``directory`` (each atomically).
+
+        The co-visitation and popularity features are rebuilt from the training
+        interactions on load, so only the ALS factors and the parameters are stored.
+        """
+        CollaborativeModel(self.model, self.user_ids, self.user_items).save(directory)
+        save_params(directory, self.params)
+
 
 def save_params(directory: Path, params: HybridParams) -> None:
     """Write ``params`` atomically to ``directory/hybrid.json``."""

@@ -100,6 +100,12 @@ def build_services(
             raise FileNotFoundError(
                 f"no Chroma index for dataset {settings.dataset!r}; run `recpilot index` first"
             )
+        ids = [str(i) for i in catalogue.ids]
+        if not index.matches(ids, [catalogue.item_text(p) for p in range(len(ids))]):
+            raise FileNotFoundError(
+                f"the Chroma index of {settings.dataset!r} was built from other item text "
+                "(e.g. before `recpilot data add-text`); run `recpilot index` again"
+            )
     encoder = encoder if encoder is not None else make_encoder(settings)
     if coarse_model is None:
         data = training_data(catalogue)

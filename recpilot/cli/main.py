@@ -27,9 +27,9 @@ from recpilot.cli.serve import serve
 from recpilot.cli.traces import trace_app
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Constraints
-from recpilot.data.ingest import IngestError, ingest
-from recpilot.data.item_index import ItemIndex
+from recpilot.data.ingest import IngestError, add_item_text, ingest
 from recpilot.data.item_index import build_index as index_items
+from recpilot.data.item_index import index_is_current
 from recpilot.data.movielens import FetchError, fetch_movielens_100k
 from recpilot.funnel.scorers.registry import Scorer
 from recpilot.funnel.training import RECORD_FILE, is_trained, selected_kinds, train_models
@@ -139,35 +139,134 @@ def data_fetch(
     )
 
 
+def column_maps(pairs: list[str] | None, option: str) -> dict[str, dict[str, str]]:
+    """``[prefix:]canonical=yours`` pairs → ``{"": {...}, "items": {...}, ...}``.
+
+    Raises:
+        typer.Exit: a malformed pair (code 2, the message says the form).
+    """
+    maps: dict[str, dict[str, str]] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            err_console.print(
+                f"[red]error:[/] {option} wants canonical=yours (optionally items:, "
+                f"interactions: or text: first), got {pair!r}"
+            )
+            raise typer.Exit(2)
+        key, value = pair.split("=", 1)
+        prefix, _, canonical = key.rpartition(":")
+        if prefix not in ("", "items", "interactions", "text"):
+            err_console.print(
+                f"[red]error:[/] {option} {pair!r}: the file prefix is items:, "
+                "interactions: or text:"
+            )
+            raise typer.Exit(2)
+        maps.setdefault(prefix, {})[canonical.strip()] = value.strip()
+    return maps
+
+
+ColumnOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Column map canonical=yours for both files, e.g. user_id=userId; prefix with "
+        "items: or interactions: for one file (repeatable)."
+    ),
+]
+
+
 @data_app.command("ingest")
 def data_ingest(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Name for the dataset.")],
-    items: Annotated[Path, typer.Option(help="Items file (CSV, TSV or Parquet).")],
-    interactions: Annotated[Path, typer.Option(help="Interactions file (CSV, TSV or Parquet).")],
-    column: Annotated[
+    items: Annotated[Path, typer.Option(help="Items file (delimited text or Parquet).")],
+    interactions: Annotated[
+        Path, typer.Option(help="Interactions file (delimited text or Parquet).")
+    ],
+    column: ColumnOption = None,
+    items_column: Annotated[
         list[str] | None,
-        typer.Option(help="Column map canonical=yours, e.g. item_id=movieId (repeatable)."),
+        typer.Option(help="Column map of the items file only, e.g. item_id=id (repeatable)."),
     ] = None,
+    interactions_column: Annotated[
+        list[str] | None,
+        typer.Option(help="Column map of the interactions file only (repeatable)."),
+    ] = None,
+    item_text: Annotated[
+        Path | None,
+        typer.Option(help="A file with item_id and text columns joined as the items' text."),
+    ] = None,
+    text_column: Annotated[
+        list[str] | None,
+        typer.Option(help="Column map of the --item-text file, e.g. text=summary."),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(help="Field separator of text files (default: by extension, else sniffed)."),
+    ] = None,
+    item_noun: Annotated[
+        str, typer.Option(help="What one item is called in replies: movie, song, book …")
+    ] = "item",
     category_sep: Annotated[str, typer.Option(help="Separator in the categories column.")] = "|",
-    encoding: Annotated[str, typer.Option(help="Text encoding of CSV files.")] = "utf-8",
+    encoding: Annotated[str, typer.Option(help="Text encoding of text files.")] = "utf-8",
 ) -> None:
     """Ingest your own items and interactions files (schema in the README)."""
     settings = settings_from(ctx, dataset=name)
-    columns = {}
-    for pair in column or []:
-        if "=" not in pair:
-            err_console.print(f"[red]error:[/] --column wants canonical=yours, got {pair!r}")
-            raise typer.Exit(2)
-        key, value = pair.split("=", 1)
-        columns[key.strip()] = value.strip()
+    maps = column_maps(column, "--column")
+    per_file = {
+        kind: {**maps.get(kind, {}), **column_maps(extra, option).get("", {})}
+        for kind, extra, option in (
+            ("items", items_column, "--items-column"),
+            ("interactions", interactions_column, "--interactions-column"),
+            ("text", text_column, "--text-column"),
+        )
+    }
     with clean_errors():
         meta = ingest(
-            items, interactions, settings.dataset_dir, name, columns, category_sep, encoding
+            items,
+            interactions,
+            settings.dataset_dir,
+            name,
+            maps.get("", {}),
+            category_sep,
+            encoding,
+            item_columns=per_file["items"],
+            interaction_columns=per_file["interactions"],
+            delimiter=delimiter,
+            item_text=item_text,
+            text_columns=per_file["text"],
+            item_noun=item_noun,
         )
+    text = f", {meta.n_items_with_text} with text" if meta.n_items_with_text else ""
+    liked = meta.liked.kind if meta.liked else "-"
     console.print(
-        f"[green]{meta.name}[/]: {meta.n_items} items, {meta.n_users} users, "
-        f"{meta.n_interactions} interactions → {settings.dataset_dir}"
+        f"[green]{meta.name}[/]: {meta.n_items} {meta.item_noun}s{text}, {meta.n_users} "
+        f"users, {meta.n_interactions} interactions (liked: {liked}) → {settings.dataset_dir}"
+    )
+
+
+@data_app.command("add-text")
+def data_add_text(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A file with item_id and text columns.")],
+    text_column: Annotated[
+        list[str] | None,
+        typer.Option(help="Column map of the file, e.g. text=summary (repeatable)."),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(help="Field separator (default: by extension, else sniffed)."),
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding.")] = "utf-8",
+) -> None:
+    """Join item text (descriptions, plot summaries) into the active dataset's items."""
+    settings = settings_from(ctx)
+    maps = column_maps(text_column, "--text-column")
+    with clean_errors():
+        counts = add_item_text(settings.dataset_dir, path, maps.get("", {}), encoding, delimiter)
+    console.print(
+        f"[green]{settings.dataset}[/]: text for {counts['matched']} items "
+        f"({counts['items_with_text']} now have text; {counts['unknown']} rows with unknown "
+        f"ids and {counts['empty']} empty texts ignored). Run `recpilot index` to embed it."
     )
 
 
@@ -365,7 +464,7 @@ def quickstart(
         if not (settings.dataset_dir / "meta.json").exists():
             out.rule("1/4 data")
             fetch_movielens_100k(settings.dataset_dir, from_path, progress=out.print)
-        if not ItemIndex.open(settings).is_built():
+        if not index_is_current(settings):
             out.rule("2/4 index")
             build_index(settings, out)
         if not is_trained(settings):

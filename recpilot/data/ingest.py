@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import shutil
 import tempfile
 import uuid
@@ -31,7 +32,16 @@ import pyarrow.parquet as pq
 
 from recpilot.data.meta import DatasetMeta, LikedRule, read_meta
 
-__all__ = ["DatasetMeta", "IngestError", "ingest", "interactions_sha256", "read_meta"]
+__all__ = [
+    "DatasetMeta",
+    "IngestError",
+    "add_item_text",
+    "ingest",
+    "interactions_sha256",
+    "join_item_text",
+    "read_meta",
+    "sniff_delimiter",
+]
 
 ITEM_COLUMNS = {"item_id": True, "title": True, "text": False, "categories": False, "year": False}
 INTERACTION_COLUMNS = {"user_id": True, "item_id": True, "rating": False, "timestamp": False}
@@ -60,11 +70,19 @@ def ingest(
     encoding: str = "utf-8",
     source: str = "local",
     expected_sha256: str | None = None,
+    *,
+    item_columns: dict[str, str] | None = None,
+    interaction_columns: dict[str, str] | None = None,
+    delimiter: str | None = None,
+    item_text: Path | None = None,
+    text_columns: dict[str, str] | None = None,
+    item_noun: str = "item",
 ) -> DatasetMeta:
     """Validate two files and write them as a canonical dataset into ``dest_dir``.
 
     Args:
-        items_path: ``.csv``, ``.tsv`` or ``.parquet`` with ``item_id`` and ``title``;
+        items_path: delimited text (any extension; see ``delimiter``) or ``.parquet``
+            with ``item_id`` and ``title``;
             optional ``text``, ``categories`` (``category_sep``-separated), ``year`` (int;
             if the column is absent, a title ending in ``(YYYY)`` gives the year and loses
             the suffix); other columns are kept as string attributes.
@@ -74,8 +92,18 @@ def ingest(
             in the items file.
         dest_dir: dataset folder to create or replace (only if it is empty or a dataset).
         name: dataset name stored in the meta.
-        columns: canonical name → the files' column name, e.g. ``{"item_id": "movieId"}``;
-            a canonical name already present in a file is used when the mapped one is not.
+        columns: canonical name → the files' column name, e.g. ``{"item_id": "movieId"}``,
+            for both files; a canonical name already present in a file is used when the
+            mapped one is not.
+        item_columns, interaction_columns: the same for one file only (they win over
+            ``columns``), for files that name their id columns differently.
+        delimiter: field separator of delimited text (any string, e.g. ``"::"``); None =
+            ``,`` for ``.csv``, tab for ``.tsv``, else sniffed from the file's first lines
+            (``,``, tab, ``;``, ``|``, ``::``).
+        item_text: optional file with ``item_id`` and ``text`` (any format above) whose
+            text replaces the items' text (see :func:`join_item_text`).
+        text_columns: column map of the ``item_text`` file.
+        item_noun: what one item is called in prompts and replies (``movie``, ``song``).
         category_sep: separator inside the categories column.
         encoding: text encoding of CSV/TSV files.
         source: provenance stored in the meta.
@@ -89,12 +117,29 @@ def ingest(
     """
     dest_dir = Path(dest_dir)
     columns = dict(columns or {})
-    unknown = sorted(set(columns) - set(ITEM_COLUMNS) - set(INTERACTION_COLUMNS))
-    if unknown:
-        raise IngestError(f"unknown canonical column(s) in the column map: {', '.join(unknown)}")
+    _check_map(columns, {**ITEM_COLUMNS, **INTERACTION_COLUMNS}, "the column map")
+    _check_map(item_columns or {}, ITEM_COLUMNS, "the items column map")
+    _check_map(interaction_columns or {}, INTERACTION_COLUMNS, "the interactions column map")
+    noun = item_noun.strip().lower()
+    if not noun or len(noun) > 30:
+        raise IngestError(f"item noun {item_noun!r}: give one short word, e.g. movie or song")
     _check_replaceable(dest_dir)
-    items = _build_items(Path(items_path), columns, category_sep, encoding)
-    inter = _build_interactions(Path(interactions_path), columns, encoding, set(items["item_id"]))
+    item_map = {**columns, **(item_columns or {})}
+    items = _build_items(Path(items_path), item_map, category_sep, encoding, delimiter)
+    text_source = None
+    if item_text is not None:
+        text_map = {**(text_columns or {})}
+        if "item_id" not in text_map and "item_id" in item_map:
+            text_map["item_id"] = item_map["item_id"]
+        items, _ = join_item_text(items, Path(item_text), text_map, encoding, delimiter)
+        text_source = str(item_text)
+    inter = _build_interactions(
+        Path(interactions_path),
+        {**columns, **(interaction_columns or {})},
+        encoding,
+        set(items["item_id"]),
+        delimiter,
+    )
     digest = interactions_sha256(inter)
     if expected_sha256 is not None and digest != expected_sha256:
         raise IngestError(
@@ -109,9 +154,120 @@ def ingest(
         n_interactions=len(inter),
         interactions_sha256=digest,
         liked=LikedRule.from_ratings(inter["rating"]),
+        item_noun=noun,
+        item_text_source=text_source,
+        n_items_with_text=int((items["text"].str.strip() != "").sum()),
     )
     _write_atomically(dest_dir, items, inter, meta)
     return meta
+
+
+def _check_map(columns: dict[str, str], allowed: dict[str, bool], what: str) -> None:
+    unknown = sorted(set(columns) - set(allowed))
+    if unknown:
+        raise IngestError(
+            f"unknown canonical column(s) in {what}: {', '.join(unknown)}; "
+            f"known: {', '.join(allowed)}"
+        )
+
+
+TEXT_COLUMNS = {"item_id": True, "text": True}
+
+
+def join_item_text(
+    items: pd.DataFrame,
+    path: Path,
+    columns: dict[str, str] | None = None,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Replace the items' ``text`` with a text file's, keyed by item id.
+
+    Args:
+        items: canonical items (``item_id``, ``text``, …).
+        path: a file with ``item_id`` and ``text`` columns (other columns ignored), in
+            any format :func:`ingest` reads; empty text cells are skipped.
+        columns: canonical → file column names (``{"text": "summary"}``).
+        encoding, delimiter: as in :func:`ingest`.
+
+    Returns:
+        ``(items with the new text, counts)``; counts: ``matched`` (items given text),
+        ``unknown`` (file rows whose id is not in the catalogue, ignored), ``empty``
+        (rows with empty text), ``items_with_text`` (after the join).
+
+    Raises:
+        IngestError: the file is unreadable, lacks a column, has duplicate ids, or
+            matches no item at all.
+    """
+    _check_map(columns or {}, TEXT_COLUMNS, "the item-text column map")
+    df = _read_table(path, encoding, delimiter)
+    cols = _resolve(df, path, TEXT_COLUMNS, columns or {})
+    ids = _ids(df, path, cols["item_id"], "item_id")
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        rows = dup.index[dup == dup.iloc[0]][:2]
+        raise IngestError(
+            f"{_label(path, rows[1], cols['item_id'], 'item_id')}: duplicate item_id "
+            f"{dup.iloc[0]!r}, also in row {rows[0]}"
+        )
+    texts = _strings(df[cols["text"]])
+    known = ids.isin(set(items["item_id"]))
+    usable = known & (texts != "")
+    if not usable.any():
+        raise IngestError(
+            f"{path}: no row matches an item of the catalogue with a non-empty text "
+            f"({len(ids)} rows; first id {ids.iloc[0]!r}); check the item_id column"
+        )
+    new_text = dict(zip(ids[usable], texts[usable], strict=True))
+    out = items.copy()
+    out["text"] = [new_text.get(i, t) for i, t in zip(out["item_id"], out["text"], strict=True)]
+    counts = {
+        "matched": len(new_text),
+        "unknown": int((~known).sum()),
+        "empty": int((known & (texts == "")).sum()),
+        "items_with_text": int((out["text"].str.strip() != "").sum()),
+    }
+    return out, counts
+
+
+def add_item_text(
+    dataset_dir: Path,
+    path: Path,
+    columns: dict[str, str] | None = None,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+) -> dict[str, int]:
+    """Join a text file into an existing dataset's items (``recpilot data add-text``).
+
+    ``items.parquet`` and ``meta.json`` are rewritten atomically (interactions are kept
+    as they are); the item index must then be rebuilt (``recpilot index``).
+
+    Returns:
+        The counts of :func:`join_item_text`.
+
+    Raises:
+        IngestError: no dataset in ``dataset_dir``, or the file cannot be joined.
+    """
+    dataset_dir = Path(dataset_dir)
+    if not (dataset_dir / "meta.json").is_file():
+        raise IngestError(
+            f"{dataset_dir}: no dataset; fetch or ingest one first (`recpilot data fetch "
+            "movielens-100k` or `recpilot data ingest`)"
+        )
+    meta = read_meta(dataset_dir)
+    items = pd.read_parquet(dataset_dir / "items.parquet")
+    items["text"] = items["text"].fillna("")
+    items, counts = join_item_text(items, Path(path), columns, encoding, delimiter)
+    meta = meta.model_copy(update={
+        "item_text_source": str(path), "n_items_with_text": counts["items_with_text"]
+    })  # fmt: skip
+    tmp = dataset_dir / ".items.parquet.tmp"
+    pq.write_table(_items_table(items), tmp)
+    meta_tmp = dataset_dir / ".meta.json.tmp"
+    meta_tmp.write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, dataset_dir / "items.parquet")
+    os.replace(meta_tmp, dataset_dir / "meta.json")
+    return counts
 
 
 def interactions_sha256(inter: pd.DataFrame) -> str:
@@ -143,8 +299,12 @@ def interactions_sha256(inter: pd.DataFrame) -> str:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _read_table(path: Path, encoding: str) -> pd.DataFrame:
-    """Read a file into a frame indexed by the user-visible row number (text cells as str)."""
+def _read_table(path: Path, encoding: str, delimiter: str | None = None) -> pd.DataFrame:
+    """Read a file into a frame indexed by the user-visible row number (text cells as str).
+
+    ``.parquet`` is read as Parquet; anything else as delimited text with ``delimiter``
+    (None: ``,`` for ``.csv``, tab for ``.tsv``, else sniffed by :func:`sniff_delimiter`).
+    """
     if not path.is_file():
         raise IngestError(f"{path}: file not found")
     if path.stat().st_size == 0:
@@ -156,17 +316,51 @@ def _read_table(path: Path, encoding: str) -> pd.DataFrame:
         except (pa.ArrowException, OSError) as exc:
             raise IngestError(f"{path}: not a readable Parquet file: {exc}") from exc
         df.index = pd.RangeIndex(1, len(df) + 1)
-    elif suffix in (".csv", ".tsv"):
-        sep = "\t" if suffix == ".tsv" else ","
+    else:
+        if delimiter == "":
+            raise IngestError("the delimiter is empty; pass e.g. --delimiter ';'")
+        with path.open("rb") as fh:
+            if b"\x00" in fh.read(8192):
+                kind = f"{suffix!r} file" if suffix else "file"
+                raise IngestError(
+                    f"{path}: binary content ({kind}), not delimited text; save it as CSV, "
+                    "TSV or Parquet"
+                )
+        sep = delimiter or {".csv": ",", ".tsv": "\t"}.get(suffix) or sniff_delimiter(path)
         df = _read_text(path, sep, encoding)
         df.index = pd.RangeIndex(2, len(df) + 2)
         df = df[(df != "").any(axis=1)]  # blank lines, kept out of the row count above
-    else:
-        raise IngestError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv or .parquet")
     df.columns = [str(c).strip() for c in df.columns]
     if len(df) == 0:
         raise IngestError(f"{path}: no data rows (columns: {', '.join(df.columns) or 'none'})")
     return df
+
+
+SNIFFED = ("::", "\t", ",", ";", "|")  # delimiters :func:`sniff_delimiter` recognises
+
+
+def sniff_delimiter(path: Path, sample_bytes: int = 65_536) -> str:
+    """The field delimiter of a delimited text file, from its first lines.
+
+    ``::`` (MovieLens 1M's ``.dat``) when the header has it, else the single character
+    among tab, ``,``, ``;``, ``|`` that :class:`csv.Sniffer` finds consistent.
+
+    Raises:
+        IngestError: no consistent delimiter; the message says how to pass one.
+    """
+    head = path.read_bytes()[:sample_bytes].decode("utf-8", errors="replace")
+    lines = [line for line in head.splitlines() if line.strip()][:50]
+    if len(lines) > 1 and lines[0].count("::") and lines[0].count("::") == lines[1].count("::"):
+        return "::"
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters="\t,;|").delimiter
+    except csv.Error:
+        if len(lines) and all(c not in lines[0] for c in "\t,;|"):
+            return ","  # one column: any delimiter reads it
+        raise IngestError(
+            f"{path}: cannot tell the field delimiter (tried tab , ; | ::); pass it, e.g. "
+            "--delimiter ';'"
+        ) from None
 
 
 def _read_text(path: Path, sep: str, encoding: str) -> pd.DataFrame:
@@ -184,22 +378,25 @@ def _read_text(path: Path, sep: str, encoding: str) -> pd.DataFrame:
             "another encoding, pass it, e.g. --encoding latin-1"
         ) from exc
     try:
+        body = text.removeprefix("\ufeff")
+        if len(sep) > 1:  # a multi-character separator (``::``): one the C parser reads
+            body = body.replace(sep, "\x1f")
         return pd.read_csv(
-            io.StringIO(text.removeprefix("\ufeff")),
-            sep=sep,
+            io.StringIO(body),
+            sep=sep if len(sep) == 1 else "\x1f",
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=False,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        kind = "TSV" if sep == "\t" else "CSV"
+        kind = {"\t": "TSV", ",": "CSV"}.get(sep, f"text delimited by {sep!r}")
         raise IngestError(f"{path}: cannot parse as {kind}: {exc}") from exc
 
 
 def _column_at(raw: bytes, pos: int, sep: str, encoding: str) -> str:
     """``", column 'x'"`` for the field holding byte ``pos``, or ``""`` if in the header."""
     start = raw.rfind(b"\n", 0, pos) + 1
-    if start == 0:
+    if start == 0 or len(sep) != 1:
         return ""
     header_line = raw[: raw.find(b"\n")].decode(encoding, errors="replace")
     header = next(csv.reader([header_line], delimiter=sep))
@@ -282,8 +479,10 @@ def _numbers(
     return values
 
 
-def _build_items(path: Path, columns: dict[str, str], sep: str, encoding: str) -> pd.DataFrame:
-    df = _read_table(path, encoding)
+def _build_items(
+    path: Path, columns: dict[str, str], sep: str, encoding: str, delimiter: str | None = None
+) -> pd.DataFrame:
+    df = _read_table(path, encoding, delimiter)
     cols = _resolve(df, path, ITEM_COLUMNS, columns)
     ids = _ids(df, path, cols["item_id"], "item_id")
     dup = ids[ids.duplicated(keep=False)]
@@ -338,9 +537,13 @@ def _categories(cells: pd.Series, sep: str) -> list[list[str]]:
 
 
 def _build_interactions(
-    path: Path, columns: dict[str, str], encoding: str, item_ids: set[str]
+    path: Path,
+    columns: dict[str, str],
+    encoding: str,
+    item_ids: set[str],
+    delimiter: str | None = None,
 ) -> pd.DataFrame:
-    df = _read_table(path, encoding)
+    df = _read_table(path, encoding, delimiter)
     cols = _resolve(df, path, INTERACTION_COLUMNS, columns)
     users = _ids(df, path, cols["user_id"], "user_id")
     items = _ids(df, path, cols["item_id"], "item_id")

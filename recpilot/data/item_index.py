@@ -7,6 +7,7 @@ embeds (its default would download a model at run time).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,17 @@ class ItemIndex:
         col = self._collection()
         return col is not None and bool((col.metadata or {}).get("complete"))
 
+    def matches(self, ids: Sequence[str], texts: Sequence[str]) -> bool:
+        """False when the finished build embedded other ids or texts than these.
+
+        Indexes built before the fingerprint was recorded count as matching.
+
+        Raises:
+            IndexNotBuiltError: no finished build.
+        """
+        recorded = self.metadata().get("texts_sha256")
+        return recorded is None or recorded == texts_fingerprint(ids, texts)
+
     def count(self) -> int:
         """Number of items stored (0 when the collection does not exist)."""
         col = self._collection()
@@ -162,6 +174,7 @@ class ItemIndex:
             "encoder": str(getattr(encoder, "name", type(encoder).__name__)),
             "dim": dim,
             "complete": False,
+            "texts_sha256": texts_fingerprint(ids, texts),
         }
         if self._collection() is not None:
             self.client.delete_collection(self.name)
@@ -269,6 +282,14 @@ class ItemIndex:
             raise UnknownItemError(f"{len(missing)} ids not in {self.name!r}, e.g. {missing[:5]}")
 
 
+def texts_fingerprint(ids: Sequence[str], texts: Sequence[str]) -> str:
+    """sha256 (hex) of ``id\ttext`` lines: what an index build embedded."""
+    digest = hashlib.sha256()
+    for item_id, text in zip(ids, texts, strict=True):
+        digest.update(f"{item_id}\t{text}\n".encode())
+    return digest.hexdigest()
+
+
 def build_index(
     settings: Settings, progress: Callable[[int, int], None] | None = None
 ) -> int:
@@ -293,3 +314,15 @@ def build_index(
     return ItemIndex.open(settings).build(
         [str(i) for i in catalogue.ids], texts, make_encoder(settings), progress=progress
     )
+
+
+def index_is_current(settings: Settings) -> bool:
+    """True when ``settings.dataset``'s index is built from its current item texts."""
+    from recpilot.data.catalogue import Catalogue
+
+    index = ItemIndex.open(settings)
+    if not index.is_built():
+        return False
+    catalogue = Catalogue.load(settings.dataset_dir)
+    texts = [catalogue.item_text(p) for p in range(catalogue.ids.size)]
+    return index.matches([str(i) for i in catalogue.ids], texts)

@@ -81,6 +81,10 @@ class DatasetMeta(BaseModel):
             (see :func:`~recpilot.data.ingest.interactions_sha256`).
         liked: what counts as liked; None (datasets ingested before it existed) means
             :meth:`LikedRule.from_ratings` of the interactions.
+        item_noun: what one item is called in prompts and replies (``movie``, ``song``;
+            ``item`` when the ingest was not told).
+        item_text_source: the file the items' text was joined from, if any.
+        n_items_with_text: items with a non-empty text.
     """
 
     name: str
@@ -91,6 +95,9 @@ class DatasetMeta(BaseModel):
     n_interactions: int
     interactions_sha256: str
     liked: LikedRule | None = None
+    item_noun: str = "item"
+    item_text_source: str | None = None
+    n_items_with_text: int | None = None
 
 
 def read_meta(dataset_dir: Path) -> DatasetMeta:

@@ -96,6 +96,7 @@ def fetch_movielens_100k(
             name="movielens-100k",
             source=source,
             expected_sha256=INTERACTIONS_SHA256,
+            item_noun="movie",
         )
 
 

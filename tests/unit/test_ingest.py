@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from recpilot.data.ingest import IngestError, ingest, interactions_sha256, read_meta
+from recpilot.data.catalogue import Catalogue
+from recpilot.data.ingest import IngestError, add_item_text, ingest, interactions_sha256, read_meta
 
 ITEMS = (
     "item_id,title,categories,director\n"
@@ -217,10 +218,87 @@ def test_refuses_to_replace_a_folder_that_is_not_a_dataset(
     assert (dest / "notes.txt").read_text() == "keep me"
 
 
-def test_unsupported_suffix(tmp_path: Path) -> None:
-    x = write(tmp_path / "items.xlsx", "x")
-    with pytest.raises(IngestError, match=r"items.xlsx: unsupported file type '\.xlsx'"):
+def test_binary_file_is_refused(tmp_path: Path) -> None:
+    x = tmp_path / "items.xlsx"
+    x.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00")
+    with pytest.raises(IngestError, match=r"items.xlsx: binary content \('\.xlsx' file\)"):
         ingest(x, x, tmp_path / "ds", name="t")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "sep"), [(".dat", "::"), (".txt", ";"), ("", "|"), (".dat", "\t")]
+)
+def test_any_extension_and_delimiter_is_sniffed(tmp_path: Path, suffix: str, sep: str) -> None:
+    items = write(tmp_path / f"items{suffix}", f"item_id{sep}title\n1{sep}A\n2{sep}B\n")
+    inter = write(
+        tmp_path / f"ratings{suffix}",
+        f"user_id{sep}item_id{sep}rating\nu{sep}1{sep}5\nu{sep}2{sep}3\nv{sep}1{sep}4\n",
+    )
+    meta = ingest(items, inter, tmp_path / "ds", name="t")
+    assert (meta.n_items, meta.n_users, meta.n_interactions) == (2, 2, 3)
+    cat = Catalogue.load(tmp_path / "ds")
+    assert cat.get("2").title == "B"
+
+
+def test_an_explicit_delimiter_wins_and_an_unclear_one_is_refused(tmp_path: Path) -> None:
+    items = write(tmp_path / "items.csv", "item_id;title\n1;A, the first\n2;B\n")
+    inter = write(tmp_path / "inter.csv", "user_id;item_id\nu;1\nv;2\n")
+    meta = ingest(items, inter, tmp_path / "ds", name="t", delimiter=";")
+    assert meta.n_items == 2 and Catalogue.load(tmp_path / "ds").get("1").title == "A, the first"
+    odd = write(tmp_path / "odd.dat", "a,b;c\n1;2,3,4\n5,6\n")
+    with pytest.raises(IngestError, match="cannot tell the field delimiter.*--delimiter"):
+        ingest(odd, inter, tmp_path / "ds2", name="t")
+
+
+def test_each_file_has_its_own_column_map(tmp_path: Path) -> None:
+    items = write(tmp_path / "items.csv", "id,name\n1,A\n2,B\n")
+    inter = write(tmp_path / "plays.csv", "listener,track\nu,1\nu,2\nv,2\n")
+    meta = ingest(
+        items,
+        inter,
+        tmp_path / "ds",
+        name="music",
+        item_columns={"item_id": "id", "title": "name"},
+        interaction_columns={"user_id": "listener", "item_id": "track"},
+        item_noun="Track",
+    )
+    assert meta.n_interactions == 3 and meta.item_noun == "track"
+    assert meta.liked is not None and meta.liked.kind == "any"  # implicit: no ratings
+    with pytest.raises(IngestError, match="unknown canonical column.*items column map: user_id"):
+        ingest(items, inter, tmp_path / "ds3", name="m", item_columns={"user_id": "x"})
+
+
+def test_item_text_joins_by_id_at_ingest_and_later(tmp_path: Path) -> None:
+    items = write(tmp_path / "items.csv", "item_id,title,text\n1,A,old\n2,B,\n3,C,keep\n")
+    inter = write(tmp_path / "inter.csv", "user_id,item_id\nu,1\nu,2\n")
+    text = write(tmp_path / "text.csv", 'item_id,summary\n1,"new, longer"\n2,b text\n9,ghost\n')
+    meta = ingest(
+        items, inter, tmp_path / "ds", name="t", item_text=text, text_columns={"text": "summary"}
+    )
+    cat = Catalogue.load(tmp_path / "ds")
+    assert [cat.get(i).text for i in ("1", "2", "3")] == ["new, longer", "b text", "keep"]
+    assert meta.n_items_with_text == 3 and meta.item_text_source == str(text)
+    later = write(tmp_path / "later.tsv", "item_id\ttext\n3\tfresh\n1\t\n")
+    before = (tmp_path / "ds" / "interactions.parquet").read_bytes()
+    counts = add_item_text(tmp_path / "ds", later)
+    assert counts == {"matched": 1, "unknown": 0, "empty": 1, "items_with_text": 3}
+    assert Catalogue.load(tmp_path / "ds").get("3").text == "fresh"
+    assert (tmp_path / "ds" / "interactions.parquet").read_bytes() == before  # untouched
+    assert read_meta(tmp_path / "ds").item_text_source == str(later)
+
+
+def test_item_text_that_matches_nothing_changes_nothing(tmp_path: Path) -> None:
+    items = write(tmp_path / "items.csv", "item_id,title\n1,A\n")
+    inter = write(tmp_path / "inter.csv", "user_id,item_id\nu,1\n")
+    ingest(items, inter, tmp_path / "ds", name="t")
+    before = (tmp_path / "ds" / "items.parquet").read_bytes()
+    bad = write(tmp_path / "text.csv", "item_id,text\n7,x\n")
+    with pytest.raises(IngestError, match="no row matches an item"):
+        add_item_text(tmp_path / "ds", bad)
+    dup = write(tmp_path / "dup.csv", "item_id,text\n1,x\n1,y\n")
+    with pytest.raises(IngestError, match="duplicate item_id '1'"):
+        add_item_text(tmp_path / "ds", dup)
+    assert (tmp_path / "ds" / "items.parquet").read_bytes() == before
 
 
 def test_read_meta_missing(tmp_path: Path) -> None:

@@ -148,3 +148,20 @@ def test_an_unknown_kind_is_refused_with_the_known_ones(home_copy, monkeypatch):
     result = CliRunner().invoke(app, ["train"])
     assert result.exit_code == 2
     assert "unknown scorer 'nope'" in result.output and "Traceback" not in result.output
+
+
+def test_services_refuse_an_index_built_from_other_item_text(home_copy, tmp_path):
+    from recpilot.data.ingest import add_item_text
+    from recpilot.data.item_index import build_index, index_is_current
+
+    assert index_is_current(home_copy)
+    text = tmp_path / "text.csv"
+    text.write_text("item_id,text\n1,A toy cowboy and a space ranger become friends.\n")
+    add_item_text(home_copy.dataset_dir, text)
+    assert not index_is_current(home_copy)
+    with pytest.raises(FileNotFoundError, match="other item text.*run `recpilot index` again"):
+        build_services(home_copy, None)
+    build_index(home_copy)
+    assert index_is_current(home_copy) and build_services(home_copy, None).catalogue.get(
+        "1"
+    ).text.startswith("A toy cowboy")

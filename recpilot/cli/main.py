@@ -30,6 +30,7 @@ from recpilot.data.catalogue import Constraints
 from recpilot.data.ingest import IngestError, add_item_text, ingest
 from recpilot.data.item_index import build_index as index_items
 from recpilot.data.item_index import index_is_current
+from recpilot.data.meta import LikedRule
 from recpilot.data.movielens import FetchError, fetch_movielens_100k
 from recpilot.funnel.scorers.registry import Scorer
 from recpilot.funnel.training import RECORD_FILE, is_trained, selected_kinds, train_models
@@ -206,6 +207,13 @@ def data_ingest(
     item_noun: Annotated[
         str, typer.Option(help="What one item is called in replies: movie, song, book …")
     ] = "item",
+    liked: Annotated[
+        str | None,
+        typer.Option(
+            help="What counts as liked: any, min-rating:<r>, or top-share:<0-1> (play "
+            "counts in the rating column). Default: from the ratings."
+        ),
+    ] = None,
     category_sep: Annotated[str, typer.Option(help="Separator in the categories column.")] = "|",
     encoding: Annotated[str, typer.Option(help="Text encoding of text files.")] = "utf-8",
 ) -> None:
@@ -221,6 +229,7 @@ def data_ingest(
         )
     }
     with clean_errors():
+        rule = LikedRule.parse(liked) if liked else None
         meta = ingest(
             items,
             interactions,
@@ -235,6 +244,7 @@ def data_ingest(
             item_text=item_text,
             text_columns=per_file["text"],
             item_noun=item_noun,
+            liked=rule,
         )
     text = f", {meta.n_items_with_text} with text" if meta.n_items_with_text else ""
     liked = meta.liked.kind if meta.liked else "-"

@@ -77,6 +77,7 @@ def ingest(
     item_text: Path | None = None,
     text_columns: dict[str, str] | None = None,
     item_noun: str = "item",
+    liked: LikedRule | None = None,
 ) -> DatasetMeta:
     """Validate two files and write them as a canonical dataset into ``dest_dir``.
 
@@ -104,6 +105,8 @@ def ingest(
             text replaces the items' text (see :func:`join_item_text`).
         text_columns: column map of the ``item_text`` file.
         item_noun: what one item is called in prompts and replies (``movie``, ``song``).
+        liked: what counts as liked (None: from the ratings, see
+            :meth:`LikedRule.from_ratings`; ``top_share`` for play counts in ``rating``).
         category_sep: separator inside the categories column.
         encoding: text encoding of CSV/TSV files.
         source: provenance stored in the meta.
@@ -153,7 +156,7 @@ def ingest(
         n_users=int(inter["user_id"].nunique()),
         n_interactions=len(inter),
         interactions_sha256=digest,
-        liked=LikedRule.from_ratings(inter["rating"]),
+        liked=liked or LikedRule.from_ratings(inter["rating"]),
         item_noun=noun,
         item_text_source=text_source,
         n_items_with_text=int((items["text"].str.strip() != "").sum()),

@@ -49,6 +49,28 @@ class LikedRule(BaseModel):
         lo, hi = float(values.min()), float(values.max())
         return cls(kind="min_rating", min_rating=hi - SCALE_TOP_SHARE * (hi - lo))
 
+    @classmethod
+    def parse(cls, text: str) -> LikedRule:
+        """``any``, ``min-rating:X`` or ``top-share:S`` (the CLI's ``--liked``).
+
+        Raises:
+            ValueError: another form, a bad number, or a share outside (0, 1].
+        """
+        kind, _, value = text.strip().lower().partition(":")
+        try:
+            if kind == "any" and not value:
+                return cls(kind="any")
+            if kind == "min-rating":
+                return cls(kind="min_rating", min_rating=float(value))
+            if kind == "top-share":
+                return cls(kind="top_share", share=float(value))
+        except ValueError:
+            pass  # a bad number or share: the usage below
+        raise ValueError(
+            f"--liked {text!r}: use any, min-rating:<rating> (e.g. min-rating:4) or "
+            "top-share:<0-1> (e.g. top-share:0.5 for play counts)"
+        )
+
     def mask(self, interactions: pd.DataFrame) -> np.ndarray:
         """Bool per row of ``interactions`` (``user_id``, ``rating``): is it liked?"""
         n = len(interactions)

@@ -45,7 +45,7 @@ def reason_for(cand: Candidate, catalogue: Catalogue, query: str) -> str:
     if item.year:
         meta = f"{meta}, {item.year}" if meta else str(item.year)
     line = "; ".join(facts)
-    return f"{line[:1].upper()}{line[1:]} ({meta})."
+    return f"{line[:1].upper()}{line[1:]}" + (f" ({meta})." if meta else ".")
 
 
 def respond(state: State, runtime: Runtime[Services]) -> dict:

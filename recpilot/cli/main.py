@@ -30,7 +30,7 @@ from recpilot.data.catalogue import Constraints
 from recpilot.data.ingest import IngestError, add_item_text, ingest
 from recpilot.data.item_index import build_index as index_items
 from recpilot.data.item_index import index_is_current
-from recpilot.data.meta import LikedRule
+from recpilot.data.meta import LikedRule, read_meta
 from recpilot.data.movielens import FetchError, fetch_movielens_100k
 from recpilot.funnel.scorers.registry import Scorer
 from recpilot.funnel.training import RECORD_FILE, is_trained, selected_kinds, train_models
@@ -126,18 +126,31 @@ def data_fetch(
     from_path: Annotated[
         Path | None, typer.Option("--from", help="A local zip or folder instead of downloading.")
     ] = None,
+    as_name: Annotated[
+        str | None, typer.Option("--as", help="Store it under another dataset name.")
+    ] = None,
+    item_text: Annotated[
+        Path | None,
+        typer.Option(help="A file with item_id and text columns to join as item text."),
+    ] = None,
 ) -> None:
     """Download a public dataset (checksum-verified) into the data directory."""
     if name != "movielens-100k":
         err_console.print(f"[red]error:[/] unknown dataset {name!r}; known: movielens-100k")
         raise typer.Exit(2)
-    settings = settings_from(ctx, dataset=name)
+    settings = settings_from(ctx, dataset=as_name or name)
     with clean_errors():
         meta = fetch_movielens_100k(settings.dataset_dir, from_path, progress=console.print)
+        counts = add_item_text(settings.dataset_dir, item_text) if item_text else None
     console.print(
         f"[green]{meta.name}[/]: {meta.n_items} items, {meta.n_users} users, "
         f"{meta.n_interactions} interactions from {meta.source} → {settings.dataset_dir}"
     )
+    if counts:
+        console.print(
+            f"item text for {counts['matched']} items from {item_text} "
+            f"({counts['unknown']} unknown ids ignored)"
+        )
 
 
 def column_maps(pairs: list[str] | None, option: str) -> dict[str, dict[str, str]]:
@@ -487,6 +500,12 @@ def quickstart(
         print(result.model_dump_json(indent=2))
     else:
         print_result(console, result)
+    if not read_meta(settings.dataset_dir).n_items_with_text:
+        out.print(
+            "[dim]tip: the items have no text (plots, descriptions); add some with "
+            "`recpilot data add-text FILE` (columns item_id,text), then `recpilot index`, "
+            "for content-based recall (see the README's 'Your own data').[/]"
+        )
 
 
 # -- eval ---------------------------------------------------------------------------------

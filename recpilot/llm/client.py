@@ -414,7 +414,7 @@ class LLMClient:
         except Exception as exc:
             record.retries = attempts - 1
             record.latency_ms = (time.perf_counter() - start) * 1000
-            died = death_report(self.base_url)
+            died = death_report(self.base_url, wait_s=2.0 if _is_transient(exc) else 0.0)
             if died is not None:  # the embedded server is gone: say so, not "Connection error"
                 record.error = died
                 raise LLMError(died, unreachable=True) from exc

@@ -97,18 +97,21 @@ def fix_for(returncode: int) -> str:
     return "see the log; `recpilot llm check` starts a fresh server and reports"
 
 
-def death_report(base_url: str | None) -> str | None:
+def death_report(base_url: str | None, wait_s: float = 0.0) -> str | None:
     """Why the embedded server at ``base_url`` is gone, if this process started it and it died.
 
     Args:
         base_url: the URL a client was talking to.
+        wait_s: how long to wait (seconds) for a dying server's exit status. A killed
+            server closes its sockets before the kernel reports its exit, so a client
+            that just lost its connection asks with a short wait.
 
     Returns:
         ``"embedded LLM server died (signal SIGILL, illegal instruction); log …; fix: …"``,
         or None when no such server was started here or it is still running.
     """
     server = _LIVE.get((base_url or "").rstrip("/"))
-    return server.death_message() if server is not None else None
+    return server.death_message(wait_s) if server is not None else None
 
 
 # -- the GGUF ------------------------------------------------------------------------------
@@ -279,14 +282,24 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         """True while the child process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def death_message(self) -> str | None:
+    def death_message(self, wait_s: float = 0.0) -> str | None:
         """None while the server runs (or was stopped by :meth:`stop`); else why it died.
+
+        Args:
+            wait_s: seconds to wait for the exit status of a server that may be dying.
 
         Returns:
             ``"embedded LLM server died (<cause>); log <path>; fix: <advice>"``.
         """
         proc = self._proc
-        if proc is None or proc.poll() is None:
+        if proc is None:
+            return None
+        if wait_s > 0:
+            try:
+                proc.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                return None
+        if proc.poll() is None:
             return None
         code = proc.returncode
         return (

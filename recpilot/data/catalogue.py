@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz, process, utils
 
 from recpilot.data.meta import LikedRule, read_meta
+
+ENRICHMENT_FILE = "enrichment.parquet"  # the active LLM enrichment (recpilot.content.enrich)
 
 # Everyday words → candidate category names, first one present in the vocabulary wins.
 # Keys are lower-case with only letters and digits.
@@ -96,6 +99,8 @@ class Item(BaseModel):
     year: int | None
     categories: list[str]
     text: str
+    description: str = ""
+    tags: list[str] = []
 
 
 class Catalogue:
@@ -109,6 +114,7 @@ class Catalogue:
             then timestamp.
         popularity: ``(n_items,)`` float32, number of interactions per item position.
         liked: the dataset's :class:`~recpilot.data.meta.LikedRule` (what counts as liked).
+        enriched: number of items with an LLM description (``recpilot enrich``).
     """
 
     def __init__(
@@ -120,6 +126,11 @@ class Catalogue:
         """
         self.items = items.reset_index(drop=True)
         self.items["categories"] = [list(c) for c in self.items["categories"]]
+        if "description" not in self.items:
+            self.items["description"] = ""
+        if "tags" not in self.items:
+            self.items["tags"] = [[] for _ in range(len(self.items))]
+        self.enriched = int((self.items["description"].fillna("") != "").sum())
         self.ids: np.ndarray = self.items["item_id"].to_numpy(dtype=object)
         self.index_of: dict[str, int] = {item_id: pos for pos, item_id in enumerate(self.ids)}
         self.interactions = interactions.sort_values(
@@ -162,11 +173,13 @@ class Catalogue:
         liked = None
         if (dataset_dir / "meta.json").is_file():
             liked = read_meta(dataset_dir).liked
-        return cls(
-            pd.read_parquet(dataset_dir / "items.parquet"),
-            pd.read_parquet(dataset_dir / "interactions.parquet"),
-            liked,
-        )
+        items = pd.read_parquet(dataset_dir / "items.parquet")
+        if (dataset_dir / ENRICHMENT_FILE).is_file():  # written by `recpilot enrich`
+            extra = pd.read_parquet(dataset_dir / ENRICHMENT_FILE).set_index("item_id")
+            items["description"] = items["item_id"].map(extra["description"]).fillna("")
+            tags = items["item_id"].map(extra["tags"])
+            items["tags"] = [json.loads(t) if isinstance(t, str) else [] for t in tags]
+        return cls(items, pd.read_parquet(dataset_dir / "interactions.parquet"), liked)
 
     def __len__(self) -> int:
         """Number of items."""
@@ -196,6 +209,8 @@ class Catalogue:
             year=None if np.isnan(year) else int(year),
             categories=list(row["categories"]),
             text=row["text"] or "",
+            description=row["description"] or "",
+            tags=list(row["tags"]),
         )
 
     def category_vocabulary(self) -> list[str]:
@@ -295,13 +310,21 @@ class Catalogue:
         return self.liked.liked_ids(frame)
 
     def item_text(self, pos: int) -> str:
-        """Text to embed for the item at ``pos``: ``"Title (Year). Genres: A, B. <text>"``."""
+        """Text to embed for the item at ``pos``.
+
+        ``"Title (Year). Genres: A, B. <text> About: <description> Tags: t1, t2."`` — the
+        last two parts only for an item with an active LLM enrichment.
+        """
         item = self.item_at(pos)
         parts = [item.title + (f" ({item.year})" if item.year is not None else "") + "."]
         if item.categories:
             parts.append(f"Genres: {', '.join(item.categories)}.")
         if item.text.strip():
             parts.append(item.text.strip())
+        if item.description:
+            parts.append(f"About: {item.description}")
+        if item.tags:
+            parts.append(f"Tags: {', '.join(item.tags)}.")
         return " ".join(parts)
 
     def _category_columns(self, names: list[str]) -> list[int]:

@@ -1,8 +1,9 @@
 """The layer contract: every module of ``recpilot`` imports only downward.
 
-    config (settings, prompts) → llm → data → funnel | stores → agent → service → evals → cli
+    config (settings, prompts) → llm → data → funnel | stores | content → agent → service
+    → evals → cli
 
-``funnel`` and ``stores`` are one level and must not import each other. A module may
+``funnel``, ``stores`` and ``content`` are one level and must not import each other. A module may
 import anything in its own layer and any layer below; every ``import`` statement counts,
 including the ones inside functions (a deferred import is still a dependency).
 """
@@ -23,6 +24,7 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("data", 2, ("recpilot.data",)),
     ("funnel", 3, ("recpilot.funnel",)),
     ("stores", 3, ("recpilot.stores",)),
+    ("content", 3, ("recpilot.content",)),
     ("agent", 4, ("recpilot.agent",)),
     ("service", 5, ("recpilot.service",)),
     ("evals", 6, ("recpilot.evals",)),
@@ -108,6 +110,8 @@ def test_every_module_belongs_to_a_layer():
         ("recpilot.funnel.recall", "recpilot.agent.state", False),
         ("recpilot.funnel.recall", "recpilot.stores.profiles", False),  # siblings
         ("recpilot.stores.profiles", "recpilot.funnel.recall", False),
+        ("recpilot.content.enrich", "recpilot.funnel.recall", False),
+        ("recpilot.agent.graph", "recpilot.content.grounded", True),
         ("recpilot.cli.traces", "recpilot.agent.runner", True),
     ],
 )

@@ -83,13 +83,13 @@ def build_turn_context(svc: Services, state: Any) -> TurnContext:
     """Build the :class:`TurnContext` of this turn from the state and the catalogue."""
     cat = svc.catalogue
     user_id = state.get("user_id")
-    frame = cat.user_history(user_id) if user_id and cat.known_user(user_id) else None
-    history = [] if frame is None else frame.to_dict("records")
+    known = bool(user_id) and cat.known_user(user_id)
+    history = cat.user_records(user_id) if known else []  # cached per user by the catalogue
     named = list(state["intent"].liked_items)
     profile = state.get("profile")
     remembered = [i for i in (profile.liked if profile else []) if cat.has(i)]
     disliked = [i for i in (profile.disliked if profile else []) if cat.has(i)]
-    rated = cat.liked_ids(frame) if frame is not None else []
+    rated = cat.user_liked_ids(user_id) if known else []
     liked = list(dict.fromkeys(rated + remembered + named))
     constraints = state.get("thread_constraints")
     excluded = list(constraints.exclude_items) if constraints else []

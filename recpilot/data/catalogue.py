@@ -155,6 +155,17 @@ class Catalogue:
         self._form_of_item = inverse.reshape(len(self.ids), -1)  # (n_items, 4) → unique form
         self._form_len = np.array([len(f) for f in self._title_forms])
         self.liked = liked or LikedRule.from_ratings(self.interactions.get("rating", []))
+        # Item fields as plain lists, so that item_at() does not touch pandas per call.
+        self._titles: list[str] = self.items["title"].tolist()
+        self._texts: list[str] = [t or "" for t in self.items["text"]]
+        self._descriptions: list[str] = [d or "" for d in self.items["description"]]
+        self._tags: list[list[str]] = [list(t) for t in self.items["tags"]]
+        self._categories: list[list[str]] = self.items["categories"].tolist()
+        # Per-user history records and liked ids, computed on first use (frames are fixed).
+        self._records_of_user: dict[str, list[dict]] = {}
+        self._liked_of_user: dict[str, list[str]] = {}
+        self._columns: dict[str, list] | None = None  # interactions columns as lists
+        self._liked_rows: np.ndarray | None = None  # liked.mask of every interaction row
 
     @classmethod
     def load(cls, dataset_dir: Path) -> Catalogue:
@@ -201,16 +212,15 @@ class Catalogue:
 
     def item_at(self, pos: int) -> Item:
         """The item at position ``pos`` (0 ≤ pos < len(self); IndexError otherwise)."""
-        row = self.items.iloc[pos]
         year = self._years[pos]
         return Item(
-            item_id=row["item_id"],
-            title=row["title"],
+            item_id=self.ids[pos],
+            title=self._titles[pos],
             year=None if np.isnan(year) else int(year),
-            categories=list(row["categories"]),
-            text=row["text"] or "",
-            description=row["description"] or "",
-            tags=list(row["tags"]),
+            categories=list(self._categories[pos]),
+            text=self._texts[pos],
+            description=self._descriptions[pos],
+            tags=list(self._tags[pos]),
         )
 
     def category_vocabulary(self) -> list[str]:
@@ -301,6 +311,37 @@ class Catalogue:
         """That user's interactions, oldest first (an empty frame for an unknown user)."""
         rows = self._rows_of_user.get(user_id, np.empty(0, dtype=np.int64))
         return self.interactions.iloc[rows].reset_index(drop=True)
+
+    def user_records(self, user_id: str) -> list[dict]:
+        """That user's interactions as ``user_history(user_id).to_dict("records")`` (oldest
+        first; ``[]`` for an unknown user), computed once per user and copied per call."""
+        records = self._records_of_user.get(user_id)
+        if records is None:
+            rows = self._rows_of_user.get(user_id, np.empty(0, dtype=np.int64)).tolist()
+            columns = self._column_lists().items()
+            records = [{c: values[r] for c, values in columns} for r in rows]
+            self._records_of_user[user_id] = records
+        return [dict(r) for r in records]
+
+    def user_liked_ids(self, user_id: str) -> list[str]:
+        """:meth:`liked_ids` of that user's history (``[]`` for an unknown user), computed
+        once per user."""
+        liked = self._liked_of_user.get(user_id)
+        if liked is None:
+            if self._liked_rows is None:  # once: the rule is per user, so one pass is exact
+                self._liked_rows = self.liked.mask(self.interactions)
+            rows = self._rows_of_user.get(user_id, np.empty(0, dtype=np.int64))
+            item_ids = self._column_lists()["item_id"]
+            liked = [str(item_ids[r]) for r in rows[self._liked_rows[rows]].tolist()]
+            self._liked_of_user[user_id] = liked
+        return list(liked)
+
+    def _column_lists(self) -> dict[str, list]:
+        """The interactions' columns as lists of native Python values (as ``to_dict``
+        gives them), built on first use."""
+        if self._columns is None:
+            self._columns = {c: self.interactions[c].tolist() for c in self.interactions}
+        return self._columns
 
     def liked_ids(self, history: pd.DataFrame | list[dict]) -> list[str]:
         """Item ids of the liked rows of ``history`` (a user's interactions), in order."""

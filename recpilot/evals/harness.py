@@ -47,6 +47,7 @@ from recpilot.data.embeddings import make_encoder
 from recpilot.data.ingest import read_meta
 from recpilot.data.item_index import ItemIndex
 from recpilot.data.meta import LikedRule
+from recpilot.evals.memo_index import MemoIndex
 from recpilot.evals.metrics import (
     Rank,
     bootstrap_ci,
@@ -353,6 +354,7 @@ def load_world(settings: Settings, config: EvalConfig, progress: Progress) -> Wo
         )
         progress.done(task)
     universe = set(split.universe)
+    index = MemoIndex(index)  # the collection is fixed during a run: ask Chroma once
     return World(
         settings=settings,
         split=split,
@@ -422,8 +424,10 @@ class Runner:
             coarse_keep=n,
         )
         plain = p.model_copy(update={"fine_mode": "off"})
-        rec = run_graph(self.graph, base, user, plain, n, hidden)
-        ranked = rec.ranked
+        # The order of all n items is the final candidate list (coarse keeps n), which is
+        # what respond's top n would be; respond itself only builds the top k reply items.
+        rec = run_graph(self.graph, base, user, plain, min(self.k, n), hidden)
+        ranked = rec.ranked if p.cut == "recall" else [c["item_id"] for c in rec.short]
         if p.uses_llm:
             svc = with_budgets(
                 self._svc(p),

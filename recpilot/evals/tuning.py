@@ -131,13 +131,38 @@ def full_ranks(
         exactly the target's score is counted above it (so constant scores give the
         worst rank, never rank 1).
     """
-    s = np.where(allowed[None, :], scores, -np.inf)
-    rows, cols = seen.nonzero()
-    s[rows, cols] = -np.inf
-    idx = np.arange(len(targets))
-    target = s[idx, targets].copy()
-    s[idx, targets] = -np.inf  # the target itself is not "above" itself
-    return (s >= target[:, None]).sum(axis=1) + 1
+    return RankCounter(seen, allowed, targets).ranks(scores)
+
+
+class RankCounter:
+    """:func:`full_ranks` for many score matrices over the same users, seen items,
+    universe and targets: the excluded cells are computed once.
+
+    Every excluded cell (outside ``allowed``, seen, or the target itself) counts as
+    scoring ``-inf``, exactly as if the scores there were replaced by ``-inf``: it is
+    above the target only when the target's own score is ``-inf``.
+
+    Args:
+        seen, allowed, targets: as in :func:`full_ranks`.
+    """
+
+    def __init__(self, seen: sp.csr_matrix, allowed: np.ndarray, targets: np.ndarray) -> None:
+        n_users, n_items = len(targets), len(allowed)
+        self.targets = np.asarray(targets)
+        self.idx = np.arange(n_users)
+        excluded = np.broadcast_to(~allowed[None, :], (n_users, n_items)).copy()
+        rows, cols = seen.nonzero()
+        excluded[rows, cols] = True
+        self.target_excluded = excluded[self.idx, self.targets].copy()
+        excluded[self.idx, self.targets] = True  # the target itself is not "above" itself
+        self.kept = ~excluded
+        self.n_excluded = excluded.sum(axis=1)
+
+    def ranks(self, scores: np.ndarray) -> np.ndarray:
+        """Ranks of the targets under ``scores`` (n_users, n_items); int, shape (n_users,)."""
+        target = np.where(self.target_excluded, -np.inf, scores[self.idx, self.targets])
+        above = ((scores >= target[:, None]) & self.kept).sum(axis=1)
+        return above + np.where(target == -np.inf, self.n_excluded, 0) + 1
 
 
 def _metrics(ranks: np.ndarray) -> dict[str, float]:
@@ -220,7 +245,7 @@ def tune(
     best_h: tuple[float, HybridParams, dict[str, float]] | None = None
     h_points: list[GridPoint] = []
     rows = np.array([als_model.user_row[u] for u in users])
-    seen = als_model.user_items[rows]
+    counter = RankCounter(als_model.user_items[rows], allowed, tpos)
     weights = list(itertools.product(*weight_grid.values()))
     for k, values in enumerate(structures):
         structure = dict(zip(covisit_grid, values, strict=True))
@@ -229,7 +254,7 @@ def tune(
         for wvalues in weights:
             params = HybridParams(**structure, **dict(zip(weight_grid, wvalues, strict=True)))
             model_h.params = params
-            m = _metrics(full_ranks(model_h.blend(feats), seen, allowed, tpos))
+            m = _metrics(counter.ranks(model_h.blend(feats)))
             h_points.append(GridPoint(params=params.model_dump(), metrics=m))
             if best_h is None or m[SELECT_METRIC] > best_h[0]:
                 best_h = (m[SELECT_METRIC], params, m)

@@ -176,3 +176,49 @@ def test_item_text_includes_free_text() -> None:
     )  # fmt: skip
     inter = pd.DataFrame({"user_id": ["u"], "item_id": ["a"], "rating": [1.0], "timestamp": [0]})
     assert Catalogue(items, inter).item_text(0) == "Alien. In space."
+
+
+def test_item_at_matches_the_items_frame(cat: Catalogue) -> None:
+    """The array-backed item_at gives what the items frame holds, for every item."""
+    for pos in range(len(cat)):
+        row = cat.items.iloc[pos]
+        item = cat.item_at(pos)
+        year = row["year"]
+        assert (item.item_id, item.title) == (row["item_id"], row["title"])
+        assert item.text == (row["text"] or "")
+        assert item.categories == list(row["categories"]) and item.tags == list(row["tags"])
+        assert item.year == (None if pd.isna(year) else int(year))
+    with pytest.raises(IndexError):
+        cat.item_at(len(cat))
+
+
+def test_user_records_and_liked_are_cached_copies(cat: Catalogue) -> None:
+    records = cat.user_records("1")
+    assert records == cat.user_history("1").to_dict("records") and len(records) == 272
+    records[0]["item_id"] = "changed"
+    records.append({})
+    assert cat.user_records("1") == cat.user_history("1").to_dict("records")
+    liked = cat.user_liked_ids("1")
+    assert liked == cat.liked_ids(cat.user_history("1")) and liked
+    liked.clear()
+    assert cat.user_liked_ids("1")
+    assert cat.user_records("nobody") == [] and cat.user_liked_ids("nobody") == []
+
+
+def test_user_liked_ids_match_the_per_user_rule_for_play_counts() -> None:
+    """The one-pass liked mask equals the rule applied to each user's own history
+    (top-share ranks are per user; tied counts keep row order)."""
+    from recpilot.data.meta import LikedRule
+
+    rng = np.random.default_rng(1)
+    items = pd.DataFrame({
+        "item_id": [str(i) for i in range(40)], "title": [f"T{i}" for i in range(40)],
+        "text": "", "categories": [[] for _ in range(40)], "year": pd.array([None] * 40, "Int64"),
+    })  # fmt: skip
+    rows = [(f"u{u}", str(i), float(rng.integers(1, 4)), t)
+            for t, (u, i) in enumerate((u, i) for u in range(12) for i in rng.choice(40, 7, False))]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    cat = Catalogue(items, inter, LikedRule.parse("top-share:0.5"))
+    for user in inter["user_id"].unique():
+        expected = cat.liked_ids(cat.user_history(user))
+        assert cat.user_liked_ids(user) == expected and 1 <= len(expected) <= 4

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from fakes import fake_llm, yes_message
 
 from recpilot.evals.pipelines import reblend
-from recpilot.evals.tuning import full_ranks
+from recpilot.evals.tuning import RankCounter, full_ranks
 from recpilot.funnel.fine_rank import fine_rank
 
 
@@ -22,6 +22,32 @@ def test_full_ranks_excludes_seen_and_outside_items() -> None:
     # ties count against the target: constant scores give the worst rank, not rank 1
     flat = full_ranks(np.zeros((1, 4)), sp.csr_matrix((1, 4)), allowed, np.array([1]))
     assert flat.tolist() == [3]
+
+
+def _ranks_by_masking(scores, seen, allowed, targets):  # the formula before RankCounter
+    s = np.where(allowed[None, :], scores, -np.inf)
+    rows, cols = seen.nonzero()
+    s[rows, cols] = -np.inf
+    idx = np.arange(len(targets))
+    target = s[idx, targets].copy()
+    s[idx, targets] = -np.inf
+    return (s >= target[:, None]).sum(axis=1) + 1
+
+
+def test_rank_counter_equals_masking_with_ties_inf_and_excluded_targets() -> None:
+    rng = np.random.default_rng(0)
+    n_users, n_items = 60, 50
+    seen = sp.csr_matrix(rng.random((n_users, n_items)) < 0.2)
+    allowed = rng.random(n_items) < 0.8
+    targets = rng.integers(0, n_items, n_users)  # some seen or outside: target is -inf
+    counter = RankCounter(seen, allowed, targets)
+    for _ in range(20):
+        scores = np.round(rng.normal(size=(n_users, n_items)), 1)  # many ties
+        scores[rng.random((n_users, n_items)) < 0.05] = -np.inf
+        scores[rng.random((n_users, n_items)) < 0.02] = np.nan
+        expected = _ranks_by_masking(scores, seen, allowed, targets)
+        assert counter.ranks(scores).tolist() == expected.tolist()
+        assert full_ranks(scores, seen, allowed, targets).tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.3, 0.5, 1.0])

@@ -36,3 +36,18 @@ def test_bad_bodies_are_422_and_a_missing_key_401(client):
     assert client.post("/v1/items/1/promote", json={"audience": ""}).status_code == 422
     assert client.post("/v1/items/1/describe", json={"attempts": 9}).status_code == 422
     assert httpx.post(f"{client.base_url}/v1/items/1/describe").status_code == 401
+
+
+def test_soft_preferences_pass_through_the_api_and_show_in_the_trace(client):
+    body = {"k": 5, "constraints": {"prefer_categories": ["scary"]}}
+    r = client.post("/v1/recommend", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["constraints"]["prefer_categories"] == ["Horror"]
+    trace = client.get(f"/v1/traces/{out['run_id']}").json()
+    notes = {n["node"]: n["note"] for n in trace["nodes"]}
+    assert "soft preferences: +Horror" in notes["coarse"]
+    assert len(out["items"]) == 5  # a boost, not a filter: the 3 horror films + 2 others
+    assert {"4", "5", "6"} <= {i["item_id"] for i in out["items"]}
+    bad = client.post("/v1/recommend", json={"constraints": {"prefer_categories": ["Nope"]}})
+    assert bad.status_code == 400

@@ -9,7 +9,12 @@ wishes). Handles, case-insensitively:
   "except horror", "avoid horror", "no horror or thrillers";
 - decades: "from the 1990s", "90s", "'90s", "nineties";
 - year bounds: "before 1980", "after 2000", "between 1990 and 1995", "since 1995";
-- wanted categories: any category name or synonym mentioned outside an exclusion.
+- wanted categories, hard: "only dramas", "just comedies", "nothing but westerns", and
+  any category named plainly ("a comedy for my kids");
+- preferred categories, soft (a boost, not a filter; RecBot): named in a clause with a
+  liking word — "I mostly enjoy Drama and Thriller", "I love comedies", "I'm into sci-fi";
+- disfavoured categories, soft: "not a big fan of musicals", "less horror", "not really
+  into westerns".
 """
 
 from __future__ import annotations
@@ -110,19 +115,41 @@ def is_follow_up(query: str) -> bool:
     return bool(_FOLLOW_UP_RE.match(query.strip().lower()))
 
 
+_SOFT_NEG_RE = re.compile(
+    r"\b(?:not\s+(?:a\s+)?(?:big\s+|huge\s+|great\s+)?fan\s+of|not\s+(?:really|that|too|so)\s+"
+    r"(?:into|keen on|fond of)|not\s+much|less|fewer|(?:i\s+)?(?:don't|do not)\s+(?:really\s+)?"
+    r"(?:love|care for|enjoy))\s+(?:the\s+)?"
+    rf"({_WORD}(?:\s*(?:,|or|and|nor|/)\s*{_WORD})*)"
+)
+_ONLY_RE = re.compile(r"\b(?:only|just|nothing but|exclusively|strictly)\b")
+_LIKING_RE = re.compile(
+    r"\b(?:mostly|mainly|usually|generally|enjoy(?:s|ed)?|like[ds]?|love[ds]?|prefer(?:s|red)?"
+    r"|into|fan of|fond of|favou?rites?|especially|keen on|big on)\b"
+)
+_CLAUSE_RE = re.compile(r"[^.;!?]+")
+
+
 def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
-    """Hard constraints stated in ``message``; empty constraints if none.
+    """Hard constraints and soft preferences stated in ``message`` (module docstring).
 
     Args:
-        message: one user turn, any case.
+        message: one user turn, any case (titles in it are best blanked out first:
+            :func:`recpilot.data.preferences.read_titles`).
         catalogue: gives the category vocabulary and synonyms.
 
     Returns:
-        Constraints with categories in the catalogue's spelling.
+        Constraints with categories in the catalogue's spelling; empty if none.
     """
     text = message.lower()
-    exclude: list[str] = []
+    disfavor: list[str] = []
     spans: list[tuple[int, int]] = []
+    for m in _SOFT_NEG_RE.finditer(text):
+        spans.append(m.span())
+        disfavor += [c for c in _categories_in(m.group(1), catalogue) if c not in disfavor]
+    for a, b in reversed(spans):
+        text = text[:a] + " " * (b - a) + text[b:]
+    exclude: list[str] = []
+    spans = []
     for m in _NEG_RE.finditer(text):
         spans.append(m.span())
         for cat in _categories_in(m.group(1), catalogue):
@@ -131,7 +158,15 @@ def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
     rest = text
     for a, b in reversed(spans):
         rest = rest[:a] + " " + rest[b:]
-    include = [c for c in _categories_in(rest, catalogue) if c not in exclude]
+    include: list[str] = []
+    prefer: list[str] = []
+    for clause in _CLAUSE_RE.findall(rest):
+        found = [c for c in _categories_in(clause, catalogue) if c not in exclude]
+        soft = _LIKING_RE.search(clause) and not _ONLY_RE.search(clause)
+        target = prefer if soft else include
+        target += [c for c in found if c not in target]
+    prefer = [c for c in prefer if c not in include]
+    disfavor = [c for c in disfavor if c not in include and c not in prefer]
 
     year_min = year_max = None
     if m := _BETWEEN_RE.search(text):
@@ -155,6 +190,8 @@ def parse_constraints(message: str, catalogue: Catalogue) -> Constraints:
         exclude_categories=exclude,
         year_min=year_min,
         year_max=year_max,
+        prefer_categories=prefer,
+        disfavor_categories=[c for c in disfavor if c not in exclude],
     )
 
 

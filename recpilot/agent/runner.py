@@ -143,6 +143,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             update={
                 "include_categories": fix(constraints.include_categories),
                 "exclude_categories": fix(constraints.exclude_categories),
+                "prefer_categories": fix(constraints.prefer_categories),
+                "disfavor_categories": fix(constraints.disfavor_categories),
             }
         )
 

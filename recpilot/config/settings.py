@@ -143,6 +143,21 @@ class Settings(BaseSettings):
     sample_items: int = Field(
         default=5, ge=1, le=20, description="Sample generation: titles the LLM proposes."
     )
+    named_titles: bool = Field(
+        default=True,
+        description="Find titles named in a message by code (no LLM) and use them as liked "
+        "items: seeds of i2i, of the collaborative model's fold-in and of co-visitation.",
+    )
+    genre_preference: Literal["soft", "hard"] = Field(
+        default="soft",
+        description="Genres a user says they like ('I mostly enjoy Drama'): soft = a boost "
+        "in recall and coarse ranking; hard = a filter. 'only X' and 'no X' always filter.",
+    )
+    preference_weight: float = Field(
+        default=0.3, ge=0, le=1,
+        description="Weight of the soft-preference match (in [-1, 1]) added to the coarse "
+        "score (itself in [0, 1]).",
+    )
 
     @field_validator("dataset")
     @classmethod

@@ -54,13 +54,21 @@ _AKA = re.compile(r"^a\.k\.a\.?\s*", re.IGNORECASE)
 
 
 class Constraints(BaseModel):
-    """Hard filters on candidate items (category names as in the catalogue).
+    """What a user wants of the candidate items: hard filters and soft preferences.
+
+    Hard (applied by :meth:`Catalogue.allowed_mask`): an item that fails one is never
+    returned. Soft (read by :func:`recpilot.data.preferences.preference_scores`, a boost
+    in recall and coarse ranking; ``allowed_mask`` ignores them): RecBot's split of
+    preferences into soft and hard, positive and negative.
 
     Attributes:
-        include_categories: an item must have at least one of these (if any are given).
-        exclude_categories: an item must have none of these.
-        year_min, year_max: inclusive bounds; items of unknown year fail any bound.
-        exclude_items: item ids never to return.
+        include_categories: hard: an item must have at least one of these (if any).
+        exclude_categories: hard: an item must have none of these.
+        year_min, year_max: hard, inclusive bounds; items of unknown year fail any bound.
+        exclude_items: hard: item ids never to return (incl. titles and franchises the
+            user hates).
+        prefer_categories: soft, positive: items with these rank higher.
+        disfavor_categories: soft, negative: items with these rank lower.
     """
 
     include_categories: list[str] = []
@@ -68,6 +76,8 @@ class Constraints(BaseModel):
     year_min: int | None = None
     year_max: int | None = None
     exclude_items: list[str] = []
+    prefer_categories: list[str] = []
+    disfavor_categories: list[str] = []
 
     def merged(self, other: Constraints) -> Constraints:
         """Both sets of constraints at once: lists united (order kept), tighter year bounds."""
@@ -84,7 +94,17 @@ class Constraints(BaseModel):
             year_min=pick(self.year_min, other.year_min, max),
             year_max=pick(self.year_max, other.year_max, min),
             exclude_items=union(self.exclude_items, other.exclude_items),
+            prefer_categories=union(self.prefer_categories, other.prefer_categories),
+            disfavor_categories=union(self.disfavor_categories, other.disfavor_categories),
         )
+
+    def hard_only(self) -> Constraints:
+        """The hard part: soft preferences dropped."""
+        return self.model_copy(update={"prefer_categories": [], "disfavor_categories": []})
+
+    def has_preferences(self) -> bool:
+        """True when a soft preference is set."""
+        return bool(self.prefer_categories or self.disfavor_categories)
 
     def is_empty(self) -> bool:
         """True when no constraint is set (every item passes)."""

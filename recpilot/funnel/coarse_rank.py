@@ -6,7 +6,10 @@ The score is a linear blend of min-max-normalised signals over the candidate set
   see ``scorers/``) when the user has a state, else log-popularity (a popularity prior
   for cold users);
 - when the request carries a text query, the cosine similarity between the query
-  embedding and the item-text embedding, with weight ``query_weight``.
+  embedding and the item-text embedding, with weight ``query_weight``;
+- when the user stated soft preferences ("mostly dramas", "not a fan of musicals"),
+  ``preference_weight`` × the item's preference score in [-1, 1] is added
+  (:func:`recpilot.data.preferences.preference_scores`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def coarse_rank(
     query_sims: np.ndarray | None = None,
     query_weight: float = 0.5,
     keep: int = 20,
+    preference: np.ndarray | None = None,
+    preference_weight: float = 0.3,
 ) -> list[tuple[str, float]]:
     """Order candidates by the coarse score and keep the best ``keep``.
 
@@ -48,9 +53,13 @@ def coarse_rank(
             with ``item_ids``; None when the request has no text.
         query_weight: weight of ``query_sims`` in [0, 1].
         keep: length of the returned short list.
+        preference: soft-preference score of each candidate in [-1, 1], aligned with
+            ``item_ids``, or None.
+        preference_weight: its weight (added to the [0, 1] blend).
 
     Returns:
-        ``[(item_id, score in [0, 1]), ...]`` best first, at most ``keep`` long; ties
+        ``[(item_id, score), ...]`` best first, at most ``keep`` long; the score is in
+        [0, 1], shifted by at most ± ``preference_weight`` with preferences; ties
         broken by catalogue popularity then id, so the order is deterministic.
     """
     if not item_ids:
@@ -63,6 +72,8 @@ def coarse_rank(
     score = base
     if query_sims is not None and len(query_sims) == len(item_ids):
         score = (1 - query_weight) * base + query_weight * minmax(np.asarray(query_sims))
+    if preference is not None and len(preference) == len(item_ids):
+        score = score + preference_weight * np.asarray(preference, dtype=np.float32)
     pop = catalogue.popularity[positions]
     order = np.lexsort((np.array(item_ids), -pop, -score))[:keep]
     return [(item_ids[i], float(score[i])) for i in order]

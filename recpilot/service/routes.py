@@ -1,4 +1,5 @@
-"""The versioned API (``/v1``): recommend, chat (SSE), profiles, feedback, traces."""
+"""The versioned API (``/v1``): recommend, chat (SSE), profiles, feedback, traces, and
+grounded item texts (describe, promote)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from recpilot.agent.runner import TurnResult
+from recpilot.content.facts import item_facts
+from recpilot.content.grounded import Grounded, Kind, generate_grounded
+from recpilot.data.meta import read_meta
 from recpilot.service.auth import require_api_key
 from recpilot.service.engine import Engine
 from recpilot.service.schemas import (
@@ -123,3 +128,62 @@ async def get_trace(run_id: str, engine: EngineDep) -> RunTrace:
         return await run_in_threadpool(engine.traces.get, run_id)
     except TraceNotFound as err:
         raise HTTPException(404, str(err)) from None
+
+
+class PromoteRequest(BaseModel):
+    """Body of ``POST /v1/items/{item_id}/promote``."""
+
+    audience: str = Field(default="anyone", min_length=1, max_length=200)
+    attempts: int = Field(default=3, ge=1, le=5)
+
+
+class DescribeRequest(BaseModel):
+    """Body of ``POST /v1/items/{item_id}/describe`` (optional)."""
+
+    attempts: int = Field(default=3, ge=1, le=5)
+
+
+def _grounded(engine: Engine, item_id: str, kind: Kind, audience: str, attempts: int) -> Grounded:
+    """Write a fact-checked text about one item (see :mod:`recpilot.content.grounded`).
+
+    Raises:
+        HTTPException: 404 for an unknown item id, 503 when the service runs without an
+            LLM, 422 when every attempt failed the fact-check (body lists the problems).
+    """
+    svc = engine.rec.services
+    assert svc is not None
+    if not svc.catalogue.has(item_id):
+        raise HTTPException(404, f"unknown item id {item_id!r}: not in the catalogue")
+    if svc.llm is None:
+        raise HTTPException(503, "this service runs without an LLM (started with use_llm=False)")
+    noun = "item"
+    if (engine.settings.dataset_dir / "meta.json").is_file():
+        noun = read_meta(engine.settings.dataset_dir).item_noun
+    facts = item_facts(svc.catalogue, item_id, noun)
+    with engine.lock:  # the embedded LLM serves one request at a time
+        result = generate_grounded(
+            svc.llm, svc.catalogue, facts, kind, audience=audience, attempts=attempts
+        )
+    if not result.ok:
+        problems = "; ".join(p for attempt in result.problems for p in attempt)
+        raise HTTPException(
+            422, f"every attempt ({result.attempts}) failed the fact-check: {problems}"
+        )
+    return result
+
+
+@router.post("/items/{item_id}/describe", response_model=Grounded, tags=["items"])
+def describe_item(
+    item_id: str, engine: EngineDep, req: DescribeRequest | None = None
+) -> Grounded:
+    """A short description of the item; every fact (year, categories, people, rating
+    figures) checked by code against the catalogue, its text and its statistics.
+
+    404: unknown item id; 503: no LLM; 422: every attempt failed the fact-check."""
+    return _grounded(engine, item_id, "description", "", (req or DescribeRequest()).attempts)
+
+
+@router.post("/items/{item_id}/promote", response_model=Grounded, tags=["items"])
+def promote_item(item_id: str, req: PromoteRequest, engine: EngineDep) -> Grounded:
+    """Short ad copy for the item and an audience, fact-checked like ``describe``."""
+    return _grounded(engine, item_id, "promotion", req.audience, req.attempts)

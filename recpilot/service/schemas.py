@@ -27,7 +27,9 @@ def _categories() -> Any:
 
 
 class ConstraintsIn(BaseModel):
-    """Hard constraints on the returned items (category names are matched leniently)."""
+    """Hard constraints on the returned items, and soft genre preferences
+    (``prefer_categories`` / ``disfavor_categories``: a boost, not a filter); category
+    names are matched leniently."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,6 +38,8 @@ class ConstraintsIn(BaseModel):
     year_min: int | None = Field(default=None, ge=1800, le=2100)
     year_max: int | None = Field(default=None, ge=1800, le=2100)
     exclude_items: list[str] = Field(default_factory=list, max_length=1000)
+    prefer_categories: list[str] = _categories()
+    disfavor_categories: list[str] = _categories()
 
     def to_constraints(self) -> Constraints:
         """As the controller's :class:`~recpilot.data.catalogue.Constraints`."""

@@ -4,7 +4,12 @@ import pandas as pd
 import pytest
 
 from recpilot.data.catalogue import Catalogue
-from recpilot.evals.cold_start import first_message, markdown_table
+from recpilot.evals.cold_start import (
+    ColdStartConfig,
+    first_message,
+    markdown_table,
+    selected_pipelines,
+)
 
 
 def test_first_message_names_top_rated_recent_items_and_top_genres(tiny_settings):
@@ -29,6 +34,24 @@ def test_first_message_names_top_rated_recent_items_and_top_genres(tiny_settings
 def test_markdown_table_lists_every_pipeline():
     results = {
         "config": {"k": 10},
-        "results": {"popularity": {"HR@10": 0.1, "NDCG@10": 0.05, "users": 3}},
+        "results": {
+            "popularity": {"HR@10": 0.1, "NDCG@10": 0.05, "users": 3},
+            "no-llm": {"HR@10": 0.2, "NDCG@10": 0.1, "users": 3, "HR@10_ci95": [0.05, 0.4],
+                       "NDCG@10_ci95": [0.01, 0.2]},
+        },
     }
-    assert markdown_table(results).splitlines()[-1] == "| popularity | 0.1000 | 0.0500 | 3 |"
+    lines = markdown_table(results).splitlines()
+    assert lines[-2] == "| popularity | 0.1000 | — | 0.0500 | — | 3 |"
+    assert lines[-1] == "| no-llm | 0.2000 | 0.050–0.400 | 0.1000 | 0.010–0.200 | 3 |"
+
+
+def test_pipelines_are_selected_by_name_and_llm_ones_need_the_llm():
+    names = [p.name for p in selected_pipelines(ColdStartConfig(llm=False))]
+    assert names == ["popularity", "no-llm", "no-llm:hard-genres", "no-llm:no-titles",
+                     "no-llm:als", "no-llm:before"]  # fmt: skip
+    picked = selected_pipelines(ColdStartConfig(llm=True, pipelines=["llm", "popularity"]))
+    assert [p.name for p in picked] == ["popularity", "llm"]
+    with pytest.raises(ValueError, match="unknown pipeline"):
+        selected_pipelines(ColdStartConfig(pipelines=["nope"]))
+    with pytest.raises(ValueError, match="--no-llm"):
+        selected_pipelines(ColdStartConfig(llm=False, pipelines=["llm"]))

@@ -17,6 +17,8 @@ from recpilot.agent.context import TurnContext, turn_context
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Candidate, Code, State
+from recpilot.data.catalogue import Constraints
+from recpilot.data.preferences import preference_scores
 from recpilot.funnel.coarse_rank import coarse_rank
 from recpilot.funnel.fine_rank import fine_rank
 from recpilot.funnel.recall import RecallRequest
@@ -28,8 +30,10 @@ def recall(state: State, runtime: Runtime[Services]) -> dict:
     svc = services_of(runtime)
     plan = state["plan"]
     ctx = turn_context(svc, state)
+    constraints = state["thread_constraints"]
+    preference = preference_scores(svc.catalogue, constraints)
     req = RecallRequest(
-        allowed=svc.catalogue.allowed_mask(state["thread_constraints"]),
+        allowed=svc.catalogue.allowed_mask(constraints),
         seen=ctx.seen,
         query=state["intent"].query,
         query_vec=ctx.query_vec,
@@ -37,15 +41,25 @@ def recall(state: State, runtime: Runtime[Services]) -> dict:
         user_vec=ctx.recall_state,
         channels=tuple(plan.channels),
         per_channel=plan.per_channel,
+        preference=preference,
     )
     merged, counts = svc.recall.run(req)
     candidates: list[Candidate] = [c.to_dict() for c in merged.values()]  # type: ignore[misc]
     note = ", ".join(f"{ch}={n}" for ch, n in counts.items()) + f"; merged={len(candidates)}"
+    if preference is not None:
+        note += f"; {_soft_note(constraints)}"
     codes = [] if candidates else [Code.NO_CANDIDATES]
     return {
         "candidates": candidates,
         "stages": record(state, "recall", started, len(candidates), note=note, codes=codes),
     }
+
+
+def _soft_note(constraints: Constraints) -> str:
+    """``soft preferences: +Drama +Thriller -Musical`` for stage notes."""
+    signed = [f"+{c}" for c in constraints.prefer_categories]
+    signed += [f"-{c}" for c in constraints.disfavor_categories]
+    return "soft preferences: " + " ".join(signed)
 
 
 def coarse(state: State, runtime: Runtime[Services]) -> dict:
@@ -59,6 +73,8 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
     if ctx.query_vec is not None and ids:
         positions = np.array([svc.catalogue.index_of[i] for i in ids])
         sims = svc.item_vectors[positions] @ ctx.query_vec
+    constraints = state.get("thread_constraints") or Constraints()
+    preference = preference_scores(svc.catalogue, constraints)
     ranked = coarse_rank(
         ids,
         svc.catalogue,
@@ -66,6 +82,10 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
         ctx.coarse_state,
         query_sims=sims,
         keep=state["plan"].coarse_keep,
+        preference=(
+            preference[[svc.catalogue.index_of[i] for i in ids]] if preference is not None else None
+        ),
+        preference_weight=svc.settings.preference_weight,
     )
     short: list[Candidate] = []
     for item_id, score in ranked:
@@ -75,6 +95,8 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
         short.append(cand)  # type: ignore[arg-type]
     signal = "ALS" if ctx.coarse_state is not None else "popularity"
     note = f"{signal}{' + query similarity' if sims is not None else ''}; kept {len(short)}"
+    if preference is not None:
+        note += f"; {_soft_note(constraints)} (weight {svc.settings.preference_weight})"
     codes = [Code.SCORED_BY_MODEL if ctx.coarse_state is not None else Code.SCORED_BY_POPULARITY]
     codes += [Code.QUERY_SIMILARITY] if sims is not None else []
     stages = record(state, "coarse", started, len(short), note=note, codes=codes)

@@ -30,6 +30,7 @@ from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Code, Intent, PreviousTurn, State, previous_turn
 from recpilot.data.catalogue import Catalogue, Constraints
+from recpilot.data.preferences import TitleReading, apply_mode, read_titles
 from recpilot.llm.client import LLMError
 from recpilot.prompts import load_prompt
 from recpilot.stores.profiles import UserProfile, load_profile
@@ -68,10 +69,11 @@ def resolve_titles(titles: list[str], catalogue: Catalogue, min_score: float = 8
 def combine(rules: Constraints, llm: dict) -> Constraints:
     """LLM constraints with the rules' on top; nothing both included and excluded."""
     exclude = list(dict.fromkeys(rules.exclude_categories + llm["exclude_categories"]))
+    soft = set(rules.prefer_categories) | set(rules.disfavor_categories)
     include = [
         c
         for c in dict.fromkeys(rules.include_categories + llm["include_categories"])
-        if c not in exclude
+        if c not in exclude and (c in rules.include_categories or c not in soft)
     ]
     year_min, year_max = rules.year_min, rules.year_max
     if year_min is None and year_max is None:
@@ -84,6 +86,9 @@ def combine(rules: Constraints, llm: dict) -> Constraints:
         exclude_categories=exclude,
         year_min=year_min,
         year_max=year_max,
+        exclude_items=rules.exclude_items,
+        prefer_categories=rules.prefer_categories,
+        disfavor_categories=[c for c in rules.disfavor_categories if c not in exclude],
     )
 
 
@@ -122,9 +127,19 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
     started = time.perf_counter()
     svc = services_of(runtime)
     message = (state.get("message") or "").strip()
-    rules = parse_constraints(message, svc.catalogue) if message else Constraints()
+    titles = TitleReading(rest=message)
+    if message and svc.settings.named_titles:
+        titles = read_titles(svc.catalogue, message, svc.item_vectors)
+    rules = parse_constraints(titles.rest, svc.catalogue) if message else Constraints()
+    rules = apply_mode(rules, svc.settings.genre_preference)
+    rules.exclude_items = list(titles.avoided)
     query = strip_constraints(message)
-    intent = Intent(query=query, constraints=rules, source="rules" if message else "none")
+    intent = Intent(
+        query=query,
+        constraints=rules,
+        liked_items=list(titles.liked),
+        source="rules" if message else "none",
+    )
     fallbacks: list[str] = []
     codes: list[Code] = []
     llm_down = state.get("llm_down", False)
@@ -146,7 +161,11 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
             intent = Intent(
                 query=strip_constraints(out["query"]) or query,
                 constraints=combine(rules, out),
-                liked_items=resolve_titles(out["liked_titles"], svc.catalogue),
+                liked_items=list(dict.fromkeys([
+                    *titles.liked,
+                    *(i for i in resolve_titles(out["liked_titles"], svc.catalogue)
+                      if i not in titles.avoided),
+                ])),  # fmt: skip
                 source="llm",
             )
         except LLMError as err:
@@ -187,6 +206,10 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
         c for c in constraints.include_categories if c not in constraints.exclude_categories
     ]
     note = f"source={intent.source}; constraints={constraints.model_dump(exclude_defaults=True)}"
+    if titles.liked:
+        note += f"; titles named: {', '.join(titles.liked)}"
+    if titles.avoided_titles:
+        note += f"; avoided: {', '.join(titles.avoided_titles)} ({len(titles.avoided)} items)"
     if lifted:
         note += f"; lifted: {', '.join(lifted)}"
         codes.append(Code.EXCLUSION_LIFTED)

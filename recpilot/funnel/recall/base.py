@@ -79,6 +79,9 @@ class RecallRequest:
         channels: which channels to run, in this order (None: every registered one).
         per_channel: items per channel after filtering.
         i2i_seeds: how many of the most recent liked items seed i2i.
+        preference: soft-preference score per catalogue position, shape (n_items,), in
+            [-1, 1] (:func:`recpilot.data.preferences.preference_scores`), or None;
+            channels without a score of their own (popularity) rank by it.
     """
 
     allowed: np.ndarray
@@ -90,6 +93,7 @@ class RecallRequest:
     channels: tuple[str, ...] | None = None
     per_channel: int = 100
     i2i_seeds: int = 5
+    preference: np.ndarray | None = None
 
 
 class RecallChannel(ABC):

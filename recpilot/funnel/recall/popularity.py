@@ -40,9 +40,20 @@ class PopularityChannel(RecallChannel):
         return True
 
     def retrieve(self, req: RecallRequest, mask: np.ndarray) -> list[Hit]:
-        """The ``per_channel`` most popular items among ``mask``."""
-        order = self._order[mask[self._order]][: req.per_channel]
+        """The ``per_channel`` most popular items among ``mask``.
+
+        With soft preferences (``req.preference``, p in [-1, 1]) items are ordered by
+        ``log1p(count) · (1 + p)`` instead: an item of every preferred category counts
+        as if log-twice as popular, a disfavoured one sinks; popularity stays a prior,
+        not a filter.
+        """
         pop = self.res.catalogue.popularity
+        if req.preference is not None:
+            key = np.log1p(pop.astype(np.float64)) * (1.0 + req.preference)
+            order = np.lexsort((np.arange(key.size), -key))
+            order = order[mask[order]][: req.per_channel]
+        else:
+            order = self._order[mask[self._order]][: req.per_channel]
         return [Hit(str(self.res.catalogue.ids[p]), float(pop[p])) for p in order]
 
     @classmethod

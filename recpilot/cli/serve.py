@@ -42,12 +42,12 @@ def serve(
     if api_key:
         flags["api_keys"] = api_key
     settings = settings_from(ctx, **flags)
-    if not settings.api_keys:
+    with clean_errors():
+        check_workers(settings)  # refused before anything starts
+    if not settings.api_keys and not settings.user_api_keys:
         key = secrets.token_urlsafe(18)
         settings = settings.model_copy(update={"api_keys": [key]})
         err_console.print(f"no API key configured; this run accepts: [bold]{key}[/]")
-    with clean_errors():
-        check_workers(settings)
     if settings.service_workers > 1:
         serve_workers(settings, use_llm=not no_llm)
         return

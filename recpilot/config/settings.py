@@ -89,6 +89,9 @@ class Settings(BaseSettings):
         default=None, description="Chroma server host (HttpClient). Unset: PersistentClient."
     )
     chroma_port: int = Field(default=8000, description="Chroma server port.")
+    chroma_timeout_s: float = Field(
+        default=10.0, gt=0, description="Per-call timeout of the Chroma server client, seconds."
+    )
     recall_per_channel: int = Field(default=100, ge=1, le=2000, description="Items per channel.")
 
     # -- coarse ranking ----------------------------------------------------------------

@@ -231,10 +231,12 @@ def test_postgres_restart_under_load_loses_no_write_and_recovers(scale_settings,
     with serve_in_thread(scale_settings, use_llm=False) as url:
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(load, w) for w in range(4)]
-            time.sleep(3)
-            took = restart_postgres()
-            time.sleep(3)
-            stop.set()
+            try:
+                time.sleep(3)
+                took = restart_postgres()
+                time.sleep(3)
+            finally:
+                stop.set()  # the load ends even when the restart failed
             for f in futures:
                 f.result()
         with client(url) as c:  # recovered without restarting the service

@@ -79,7 +79,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(
-    workers: int, env: dict[str, str], start_timeout_s: float = 300
+    workers: int, env: dict[str, str], start_timeout_s: float = 300, use_llm: bool = True
 ) -> Iterator[tuple[str, int]]:
     """``recpilot serve --workers N`` on a free port; yields ``(base URL, pid)``.
 
@@ -89,7 +89,7 @@ def serve(
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "recpilot.cli", "serve", "--workers", str(workers),
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--host", "127.0.0.1", "--port", str(port), *([] if use_llm else ["--no-llm"])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -116,9 +116,10 @@ def serve(
 
 def llm_off_load(
     url: str, key: str, users: list[str], n: int, clients: int, k: int,
-    stop_early: threading.Event | None = None, every: int = 0, on_every: Any = None,
+    max_seconds: float = 900, every: int = 0, on_every: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Send ``n`` LLM-off recommends from ``clients`` threads; latencies with timestamps.
+    """Send ``n`` LLM-off recommends from ``clients`` threads (stopping after
+    ``max_seconds``); latencies with timestamps.
 
     Returns:
         ``{"requests", "errors", "seconds", "rps", "p50_ms", "p95_ms", "samples"}`` where
@@ -130,10 +131,12 @@ def llm_off_load(
     errors = [0]
     done = [0]
 
+    deadline = time.perf_counter() + max_seconds
+
     def client() -> None:
         rng = random.Random()
         with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as c:
-            while stop_early is None or not stop_early.is_set():
+            while time.perf_counter() < deadline:
                 with lock:
                     if next(counter, None) is None:
                         return
@@ -250,9 +253,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        RECPILOT_LLM_MAX_IN_FLIGHT="1")  # fmt: skip
         for n in workers:
             run: dict[str, Any] = {"workers": n}
-            with serve(n, env) as (url, pid):
+            with serve(n, env, use_llm=not args.no_llm_turns) as (url, pid):
                 llm_off_load(url, key, users, 200, args.clients, args.k)  # warm-up
-                plain = llm_off_load(url, key, users, args.requests, args.clients, args.k)
+                plain = llm_off_load(url, key, users, args.requests, args.clients, args.k,
+                                     args.max_seconds)
                 plain.pop("samples")
                 run["llm_off_only"] = plain
                 if not args.no_llm_turns:
@@ -262,7 +266,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         chat_turns(url, key, users, stop)))  # noqa: B023
                     t.start()
                     time.sleep(2)  # the first turn is in flight
-                    mixed = llm_off_load(url, key, users, args.requests, args.clients, args.k)
+                    mixed = llm_off_load(url, key, users, args.requests, args.clients, args.k,
+                                         args.max_seconds)
                     stop.set()
                     t.join(timeout=300)
                     inside = overlapping(mixed.pop("samples"), turns)
@@ -285,9 +290,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     }  # fmt: skip
                 if n == workers[0] and args.memory_requests:
                     rss = [(0, round(tree_rss_mb(pid), 1))]
+
+                    def sample(done: int, pid: int = pid, rss: list = rss) -> None:
+                        rss.append((done, round(tree_rss_mb(pid), 1)))
+
                     mem = llm_off_load(
                         url, key, users, args.memory_requests, args.clients, args.k,
-                        every=1000, on_every=lambda d: rss.append((d, round(tree_rss_mb(pid), 1))),  # noqa: B023
+                        args.max_seconds, every=1000, on_every=sample,
                     )  # fmt: skip
                     mem.pop("samples")
                     run["memory"] = {**mem, "rss_mb_by_requests": rss,

@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     from recpilot.agent.services import Services
 
-TURNS_KEPT = 16  # contexts kept: runs are serialised, so a handful covers the ones in flight
+TURNS_KEPT = 64  # contexts kept: more than the turns in flight at once (an evicted one is rebuilt)
 
 
 @dataclass

@@ -17,8 +17,9 @@ from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.llm.client import LLMClient
 from recpilot.prompts import load_prompt
-from recpilot.stores.checkpoints import forget_threads, open_checkpointer
-from recpilot.stores.feedback import FEEDBACK_FILE, FeedbackStore
+from recpilot.stores.backends import feedback_store_for, trace_store_for
+from recpilot.stores.checkpoints import close_checkpointer, forget_threads, open_checkpointer
+from recpilot.stores.feedback import FEEDBACK_FILE
 from recpilot.stores.profiles import (
     UserProfile,
     check_user_id,
@@ -26,8 +27,9 @@ from recpilot.stores.profiles import (
     load_profile,
     open_store,
     save_profile,
+    update_profile,
 )
-from recpilot.stores.traces.store import TRACES_FILE, TraceStore
+from recpilot.stores.traces.store import TRACES_FILE
 
 SUMMARY_SCHEMA = {
     "type": "object",
@@ -58,9 +60,12 @@ def record_feedback(settings: Settings, user_id: str, item_id: str, like: bool) 
     if not catalogue.has(item_id):
         raise ValueError(f"unknown item {item_id!r} in dataset {settings.dataset!r}")
     with open_store(settings) as store:
-        profile = load_profile(store, user_id)
-        profile.like(item_id) if like else profile.dislike(item_id)
-        return save_profile(store, profile)
+
+        def apply(profile: UserProfile) -> bool:
+            profile.like(item_id) if like else profile.dislike(item_id)
+            return True
+
+        return update_profile(store, user_id, apply)[0]
 
 
 def show_profile(settings: Settings, user_id: str) -> UserProfile:
@@ -79,31 +84,30 @@ def forget_user(settings: Settings, user_id: str) -> Forgotten:
         A :class:`Forgotten` listing what was deleted (zeros if nothing was stored).
     """
     user_id = check_user_id(user_id)
-    saver = open_checkpointer(settings.home)  # opened first: a broken file deletes nothing
+    # opened first: a broken file deletes nothing
+    saver = open_checkpointer(settings.home, settings.database_url)
     try:
         with open_store(settings) as store:
             n_items = forget_profile(store, user_id)
             if n_items and isinstance(getattr(store, "conn", None), sqlite3.Connection):
                 store.conn.execute("VACUUM")  # deleted rows must not linger in free pages
         threads = forget_threads(saver, user_id)
-        if threads:
+        if threads and isinstance(getattr(saver, "conn", None), sqlite3.Connection):
             saver.conn.commit()
             saver.conn.execute("VACUUM")
     finally:
-        saver.conn.close()
+        close_checkpointer(saver)
     n_traces = n_feedback = 0
-    traces_path = settings.home / TRACES_FILE
-    if traces_path.exists():
-        traces = TraceStore(traces_path)
+    if settings.database_url or (settings.home / TRACES_FILE).exists():
+        traces = trace_store_for(settings)
         try:
             n_traces = traces.delete_user(user_id)
             if n_traces:
                 traces.vacuum()
         finally:
             traces.close()
-    feedback_path = settings.home / FEEDBACK_FILE
-    if feedback_path.exists():
-        n_feedback = FeedbackStore(feedback_path).delete_user(user_id)
+    if settings.database_url or (settings.home / FEEDBACK_FILE).exists():
+        n_feedback = feedback_store_for(settings).delete_user(user_id)
     return Forgotten(
         user_id=user_id, profile_items=n_items, threads=threads, traces=n_traces,
         feedback_rows=n_feedback,

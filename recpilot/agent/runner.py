@@ -23,13 +23,17 @@ from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Constraints
 from recpilot.llm.calls import recording
 from recpilot.llm.client import LLMClient
-from recpilot.stores.checkpoints import open_checkpointer
+from recpilot.stores.backends import Traces, trace_store_for
+from recpilot.stores.checkpoints import close_checkpointer, open_checkpointer
 from recpilot.stores.profiles import check_user_id, open_store
 from recpilot.stores.traces.export import Exporter, exporters_from
 from recpilot.stores.traces.recorder import NodeTrace, TraceRecorder, new_run_id
-from recpilot.stores.traces.store import TraceStore
 
 log = logging.getLogger(__name__)
+
+
+class ThreadOfAnotherUserError(ValueError):
+    """A chat turn named a thread that belongs to another user (the service answers 403)."""
 
 
 class LLMUsage(BaseModel):
@@ -90,7 +94,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         self._build_services = services
         self._stack = contextlib.ExitStack()
         self.services: Services | None = None
-        self.traces: TraceStore | None = None
+        self.traces: Traces | None = None
         self.exporters: list[Exporter] = []
 
     def __enter__(self) -> Recommender:
@@ -99,13 +103,13 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             if self.use_llm:
                 llm = self._stack.enter_context(open_llm(self.settings))
             self.services = self._build_services(self.settings, llm)
-            self.checkpointer = open_checkpointer(self.settings.home)
-            self._stack.callback(self.checkpointer.conn.close)
+            self.checkpointer = open_checkpointer(self.settings.home, self.settings.database_url)
+            self._stack.callback(close_checkpointer, self.checkpointer)
             self.store = self._stack.enter_context(open_store(self.settings))
             self.chat_graph = build_graph(self.checkpointer, self.store)
             self.once_graph = build_graph(store=self.store)
             if self.settings.traces:
-                self.traces = TraceStore.in_home(self.settings.home, self.settings.traces_keep)
+                self.traces = trace_store_for(self.settings)
                 self._stack.callback(self.traces.close)
                 self.exporters = exporters_from(self.settings)
         except BaseException:
@@ -200,7 +204,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
             previous = graph.get_state(config).values
             if previous and previous.get("user_id") != user_id:
-                raise ValueError(
+                raise ThreadOfAnotherUserError(
                     f"thread {thread_id!r} belongs to another user; start a new thread"
                 )
             if user_id:  # lets `profile forget` find the user's threads
@@ -228,7 +232,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
                 raise
         total_ms = (time.perf_counter() - started) * 1000
         assert state is not None
-        self._store(recorder.finish(state))
+        saved = self._store(recorder.finish(state))
         calls = log.calls
         usage = LLMUsage(
             calls=len(calls),
@@ -255,16 +259,26 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             pseudo_items=state.get("pseudo_items", []),
             llm=usage,
             total_ms=round(total_ms, 1),
-            run_id=run_id if self.traces else None,
+            run_id=run_id if saved else None,
         )
 
-    def _store(self, trace: Any) -> None:
-        """Save a finished trace and hand it to the exporters (their errors are logged)."""
+    def _store(self, trace: Any) -> bool:
+        """Save a finished trace and hand it to the exporters (their errors are logged).
+
+        Returns:
+            True when the trace was saved; False without a trace store, or when saving
+            failed (e.g. the database restarts): the answer must not be lost with it.
+        """
         if self.traces is None:
-            return
-        self.traces.save(trace)
+            return False
+        try:
+            self.traces.save(trace)
+        except Exception:  # a trace must never break a recommendation
+            log.exception("trace %s not saved", trace.run_id)
+            return False
         for export in self.exporters:
             try:
                 export(trace)
             except Exception:  # an exporter must never break a recommendation
                 log.exception("trace export failed for %s", trace.run_id)
+        return True

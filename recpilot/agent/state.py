@@ -94,6 +94,7 @@ class Code(StrEnum):
     CHANNELS_IGNORED = "channels_ignored"  # the LLM chose channels without an input
     SAMPLE_GENERATION = "sample_generation"
     NO_CANDIDATES = "no_candidates"
+    CHANNEL_FAILED = "channel_failed"  # a recall channel's backend failed (e.g. Chroma down)
     SCORED_BY_MODEL = "scored_by_model"  # coarse: the coarse model had a user state
     SCORED_BY_POPULARITY = "scored_by_popularity"
     QUERY_SIMILARITY = "query_similarity"

@@ -18,23 +18,88 @@ def serve(
         list[str] | None, typer.Option(help="Accepted API key (repeatable; RECPILOT_API_KEYS).")
     ] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Serve without any LLM.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (RECPILOT_SERVICE_WORKERS); > 1 needs PostgreSQL "
+            "(RECPILOT_DATABASE_URL) and a Chroma server (RECPILOT_CHROMA_HOST).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API, the OpenAI-compatible chat endpoint and the web page."""
     import uvicorn
 
     from recpilot.cli.main import clean_errors, err_console, open_recommender, settings_from
-    from recpilot.service.app import create_app
+    from recpilot.service.app import check_workers, create_app
 
-    flags: dict[str, object] = {"service_host": host, "service_port": port}
+    flags: dict[str, object] = {
+        "service_host": host,
+        "service_port": port,
+        "service_workers": workers,
+    }
     if api_key:
         flags["api_keys"] = api_key
     settings = settings_from(ctx, **flags)
-    if not settings.api_keys:
+    with clean_errors():
+        check_workers(settings)  # refused before anything starts
+    if not settings.api_keys and not settings.user_api_keys:
         key = secrets.token_urlsafe(18)
         settings = settings.model_copy(update={"api_keys": [key]})
         err_console.print(f"no API key configured; this run accepts: [bold]{key}[/]")
+    if settings.service_workers > 1:
+        serve_workers(settings, use_llm=not no_llm)
+        return
     with clean_errors(), open_recommender(settings, not no_llm) as rec:
         app = create_app(settings, use_llm=not no_llm, recommender=rec)
         url = f"http://{settings.service_host}:{settings.service_port}"
         err_console.print(f"serving on {url} — web page {url}/web/, API docs {url}/docs")
         uvicorn.run(app, host=settings.service_host, port=settings.service_port, log_level="info")
+
+
+def serve_workers(settings: object, use_llm: bool) -> None:
+    """Run ``settings.service_workers`` uvicorn worker processes over one LLM server.
+
+    Without ``llm_base_url`` the embedded LLM is started here, once, and every worker
+    gets its URL (each worker's limiter lets one call through, so at most N calls reach
+    the single-slot server at once). State is shared through PostgreSQL and the Chroma
+    server (checked by ``check_workers``).
+    """
+    import contextlib
+    import os
+
+    import uvicorn
+
+    from recpilot.cli.main import clean_errors, err_console
+    from recpilot.config.settings import Settings
+    from recpilot.llm.server import resolve_llm
+    from recpilot.service.app import SETTINGS_ENV, USE_LLM_ENV
+
+    assert isinstance(settings, Settings)
+    with clean_errors(), contextlib.ExitStack() as stack:
+        child = settings
+        if use_llm and not settings.llm_base_url:
+            with err_console.status("starting the embedded LLM …"):
+                url = stack.enter_context(resolve_llm(settings))
+            child = settings.model_copy(
+                update={
+                    "llm_base_url": url,
+                    "llm_json_mode": "json_object_schema",  # llama-cpp-python's form
+                    "llm_max_in_flight": 1,  # one completion at a time on that server
+                }
+            )
+        os.environ[SETTINGS_ENV] = child.model_dump_json()
+        os.environ[USE_LLM_ENV] = "1" if use_llm else "0"
+        url = f"http://{settings.service_host}:{settings.service_port}"
+        err_console.print(
+            f"serving on {url} with {settings.service_workers} workers — web page {url}/web/"
+        )
+        uvicorn.run(
+            "recpilot.service.app:app_from_env",
+            factory=True,
+            host=settings.service_host,
+            port=settings.service_port,
+            workers=settings.service_workers,
+            log_level="info",
+        )

@@ -8,6 +8,7 @@ commented, in ``.env.example``.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Literal
@@ -54,6 +55,23 @@ class Settings(BaseSettings):
         ),
     )
     llm_context_tokens: int = Field(default=4096, ge=512, description="Context window, tokens.")
+    llm_max_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="LLM calls in flight at once per process, hosted endpoint (vLLM, OpenAI); "
+        "the embedded server always gets 1.",
+    )
+    llm_max_waiting: int = Field(
+        default=4,
+        ge=0,
+        le=1024,
+        description="LLM calls that may wait for a slot per process; beyond that the call "
+        "falls back and the service answers 503 with Retry-After.",
+    )
+    llm_wait_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for an LLM slot, seconds; then it falls back."
+    )
     embedded_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port.")
     embedded_threads: int = Field(default=2, ge=1, description="CPU threads for llama.cpp.")
     embedded_start_timeout_s: float = Field(default=120.0, gt=0, description="Seconds.")
@@ -71,6 +89,9 @@ class Settings(BaseSettings):
         default=None, description="Chroma server host (HttpClient). Unset: PersistentClient."
     )
     chroma_port: int = Field(default=8000, description="Chroma server port.")
+    chroma_timeout_s: float = Field(
+        default=10.0, gt=0, description="Per-call timeout of the Chroma server client, seconds."
+    )
     recall_per_channel: int = Field(default=100, ge=1, le=2000, description="Items per channel.")
 
     # -- coarse ranking ----------------------------------------------------------------
@@ -120,7 +141,27 @@ class Settings(BaseSettings):
     )
     api_keys: list[str] = Field(
         default_factory=list,
-        description="HTTP service API keys, JSON list: RECPILOT_API_KEYS='[\"key1\"]'.",
+        description="HTTP service admin API keys (every user), JSON list: "
+        "RECPILOT_API_KEYS='[\"key1\"]'.",
+    )
+    user_api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP service user keys, each bound to one user id (only that user's "
+        "profile, threads, traces, feedback; 403 otherwise), JSON object key -> user id: "
+        "RECPILOT_USER_API_KEYS='{\"key2\": \"196\"}'.",
+    )
+    service_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="`recpilot serve` worker processes; more than 1 needs "
+        "RECPILOT_DATABASE_URL (PostgreSQL) and RECPILOT_CHROMA_HOST (a Chroma server).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://… : chat checkpoints (PostgresSaver), traces, feedback and "
+        "(unless store_url is set) profiles in PostgreSQL (extra 'postgres'). Unset: SQLite "
+        "files in the data directory.",
     )
     service_host: str = Field(default="127.0.0.1", description="`recpilot serve` address.")
     service_port: int = Field(default=8080, ge=0, le=65535, description="`recpilot serve` port.")
@@ -189,6 +230,30 @@ class Settings(BaseSettings):
             raise ValueError(f"{env}={text!r} is not an http(s) URL; fix: {env}={example}")
         return text.rstrip("/")
 
+    @field_validator("user_api_keys")
+    @classmethod
+    def _user_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, user in value.items():
+            if not key.strip() or not re.fullmatch(r"[A-Za-z0-9._:@-]{1,64}", user or ""):
+                raise ValueError(
+                    f"user API key for {user!r}: keys must be non-empty and user ids 1-64 "
+                    "letters, digits, '.', '_', ':', '@' or '-'"
+                )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.split("://", 1)[0] not in ("postgres", "postgresql"):
+            raise ValueError(
+                f"RECPILOT_DATABASE_URL={value!r} is not a PostgreSQL URL; fix: "
+                "RECPILOT_DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DBNAME, or unset "
+                "it for the SQLite files"
+            )
+        return value.strip()
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -226,10 +291,12 @@ def env_example() -> str:
     """The text of ``.env.example``: every setting, its description and default, commented."""
     blocks = [ENV_EXAMPLE_HEADER]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True)
         value = "" if default is None else default
         if isinstance(value, bool):
             value = str(value).lower()
+        elif isinstance(value, list | dict):
+            value = json.dumps(value)
         if name == "home":
             value = "~/.recpilot"
         blocks.append(f"# {field.description}\n# RECPILOT_{name.upper()}={value}\n")

@@ -79,6 +79,7 @@ class ItemIndex:
             Exception: from chromadb, if the server cannot be reached.
         """
         import chromadb
+        import httpx
         from chromadb.config import Settings as ChromaSettings
 
         name = collection_name(settings.dataset)
@@ -87,6 +88,12 @@ class ItemIndex:
             client = chromadb.HttpClient(
                 host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
             )
+            # chromadb's HTTP session has no timeout: a hung server would hang every
+            # request that reads the index; bound each call instead (it then fails, and
+            # recall falls back without that channel).
+            session = getattr(getattr(client, "_server", None), "_session", None)
+            if session is not None:
+                session.timeout = httpx.Timeout(settings.chroma_timeout_s)
         else:
             settings.chroma_dir.mkdir(parents=True, exist_ok=True)
             client = chromadb.PersistentClient(

@@ -51,6 +51,8 @@ from tenacity import (
 
 from recpilot.config.settings import Settings
 from recpilot.llm import calls as call_log
+from recpilot.llm.errors import LLMBusyError, LLMConfigError, LLMError
+from recpilot.llm.limiter import LLMLimiter, limiter_from_settings
 from recpilot.llm.server import death_report
 
 _log = logging.getLogger(__name__)
@@ -78,28 +80,6 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
-
-
-class LLMError(Exception):
-    """An LLM call failed: unreachable, timed out, or invalid output, after retries.
-
-    Args:
-        message: what failed.
-        unreachable: True when the backend could not be reached or timed out (callers may
-            stop trying the LLM for the rest of a request); False for invalid output.
-    """
-
-    def __init__(self, message: str, *, unreachable: bool = False) -> None:
-        super().__init__(message)
-        self.unreachable = unreachable
-
-
-class LLMConfigError(LLMError):
-    """The LLM endpoint refuses recpilot's configuration: bad key (401/403) or unknown model
-    or path (404). Not transient: commands refuse to start on it (exit 2) with the fix."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, unreachable=True)
 
 
 _CONFIG_STATUS = {401, 403, 404}
@@ -311,6 +291,8 @@ class LLMClient:
         retry_wait_s: first back-off in seconds (exponential, capped at 8 s).
         base_url: the endpoint, used by :meth:`ping` (None for fake models).
         api_key: bearer token for :meth:`ping`'s HTTP probe.
+        limiter: bounds calls in flight and waiting (:mod:`recpilot.llm.limiter`); the
+            default lets 1 run and 4 wait. Share one per process and backend.
 
     Attributes:
         calls: the last ``CALLS_KEPT`` :class:`LLMCall` records of this client, failed
@@ -328,8 +310,10 @@ class LLMClient:
         retry_wait_s: float = 0.5,
         base_url: str | None = None,
         api_key: str | None = None,
+        limiter: LLMLimiter | None = None,
     ) -> None:
         self.model = model
+        self.limiter = limiter or LLMLimiter()
         self.json_mode: JsonForm = json_mode
         self.adapt_json_mode = adapt_json_mode
         self.retries = retries
@@ -379,6 +363,7 @@ class LLMClient:
             retries=settings.llm_retries,
             base_url=base_url,
             api_key=settings.llm_api_key,
+            limiter=limiter_from_settings(settings, embedded=embedded),
         )
 
     # -- plumbing ------------------------------------------------------------------------
@@ -408,9 +393,17 @@ class LLMClient:
                 retry=retry_if_exception(_is_transient),
                 reraise=True,
             ):
-                with attempt:
+                with attempt, self.limiter.slot() as waited_ms:
                     attempts += 1
+                    record.extra["queue_wait_ms"] = round(
+                        record.extra.get("queue_wait_ms", 0.0) + waited_ms, 1
+                    )
                     result = self.model.invoke(lc_messages, **kwargs)
+        except LLMBusyError as exc:  # never reached the backend: no death or config check
+            record.retries = max(0, attempts - 1)
+            record.latency_ms = (time.perf_counter() - start) * 1000
+            record.error = str(exc)
+            raise
         except Exception as exc:
             record.retries = attempts - 1
             record.latency_ms = (time.perf_counter() - start) * 1000

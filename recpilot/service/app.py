@@ -9,7 +9,9 @@ do not. Every error is JSON ``{"error": "..."}``; no traceback reaches a client.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
@@ -21,14 +23,36 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recpilot.agent.runner import Recommender
+from recpilot.agent.runner import Recommender, ThreadOfAnotherUserError
 from recpilot.config.settings import Settings
+from recpilot.llm.errors import LLMBusyError
 from recpilot.service import openai_compat, routes
 from recpilot.service.auth import BodyLimitMiddleware
 from recpilot.service.engine import Engine
 from recpilot.service.schemas import ReadyOut
+from recpilot.stores.checkpoints import ping_checkpointer
+from recpilot.stores.postgres import PostgresUnavailableError, is_postgres_url
+from recpilot.stores.profiles import StoreUnavailableError
 
 log = logging.getLogger("recpilot.service")
+STORE_RETRY_AFTER_S = 2  # Retry-After when a database is down (a restart takes seconds)
+
+
+def store_error_types() -> list[type[Exception]]:
+    """Exceptions meaning "a database is unreachable right now" (answered 503, not 500):
+    SQLite's OperationalError (locked, disk), psycopg's OperationalError and the pool's
+    timeout, when the PostgreSQL driver is installed."""
+    import sqlite3
+
+    types: list[type[Exception]] = [sqlite3.OperationalError, PostgresUnavailableError]
+    try:
+        import psycopg
+        import psycopg_pool
+
+        types += [psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout]
+    except ImportError:
+        pass
+    return types
 
 
 def _field_errors(err: RequestValidationError) -> list[dict[str, Any]]:
@@ -56,6 +80,30 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": f"invalid request: {where}: {first['msg']}", "detail": fields},
             status_code=422,
         )
+
+    @app.exception_handler(LLMBusyError)
+    async def busy(request: Request, exc: LLMBusyError) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc)},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"error": f"a store is unavailable ({type(exc).__name__}); retry shortly"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+
+    for exc_type in store_error_types():
+        app.add_exception_handler(exc_type, store_down)  # type: ignore[arg-type]
+
+    @app.exception_handler(ThreadOfAnotherUserError)
+    async def not_yours(request: Request, exc: ThreadOfAnotherUserError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=403)
 
     @app.exception_handler(ValueError)
     async def bad_input(request: Request, exc: ValueError) -> JSONResponse:
@@ -87,7 +135,7 @@ def readiness(engine: Engine) -> ReadyOut:
     stores = {
         "traces": engine.traces.ping,
         "feedback": engine.feedback.ping,
-        "checkpoints": lambda: engine.rec.checkpointer.conn.execute("SELECT 1").fetchone(),
+        "checkpoints": lambda: ping_checkpointer(engine.rec.checkpointer),
     }
     for name, ping in stores.items():
         try:
@@ -96,7 +144,8 @@ def readiness(engine: Engine) -> ReadyOut:
         except Exception as err:  # sqlite3.Error and friends
             checks[name] = f"error: {err}"
     ready = all(v in ("ok", "off") for v in checks.values())
-    return ReadyOut(ready=ready, checks=checks)
+    queue = svc.llm.limiter.stats() if svc.llm is not None else None
+    return ReadyOut(ready=ready, checks=checks, llm_queue=queue)
 
 
 def create_app(
@@ -135,8 +184,8 @@ def create_app(
 
     @app.get("/v1/health", tags=["ops"])
     def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+        """Liveness: the process answers (``worker``: its process id, one per worker)."""
+        return {"status": "ok", "worker": str(os.getpid())}
 
     @app.get("/v1/ready", response_model=ReadyOut, tags=["ops"])
     async def ready(request: Request) -> JSONResponse:
@@ -152,3 +201,48 @@ def create_app(
         return RedirectResponse("/web/")
 
     return app
+
+
+SETTINGS_ENV = "RECPILOT_SERVE_SETTINGS_JSON"  # set by `recpilot serve --workers N`
+USE_LLM_ENV = "RECPILOT_SERVE_USE_LLM"
+
+
+def check_workers(settings: Settings) -> None:
+    """Refuse a multi-worker configuration whose state is not shared.
+
+    With ``service_workers`` > 1 every worker process has its own memory, so the chat
+    checkpoints, profiles, traces and feedback must live in PostgreSQL and the item index
+    in a Chroma server; SQLite files and a local Chroma folder are one process's.
+
+    Raises:
+        ValueError: workers > 1 without ``database_url`` (PostgreSQL) or ``chroma_host``;
+            the message gives the fix.
+    """
+    if settings.service_workers <= 1:
+        return
+    missing = []
+    if not is_postgres_url(settings.database_url):
+        missing.append("RECPILOT_DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DB")
+    if settings.store_url and not is_postgres_url(settings.store_url):
+        missing.append("RECPILOT_STORE_URL unset (or a postgresql:// URL)")
+    if not settings.chroma_host:
+        missing.append("RECPILOT_CHROMA_HOST=HOST (and RECPILOT_CHROMA_PORT) of a Chroma server")
+    if missing:
+        raise ValueError(
+            f"{settings.service_workers} workers need shared state (SQLite and a local Chroma "
+            "folder are one process's); fix: set " + "; ".join(missing) + ", or use --workers 1"
+        )
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn's worker processes (``recpilot serve --workers N``).
+
+    Reads the parent's settings from ``RECPILOT_SERVE_SETTINGS_JSON`` (JSON of
+    :class:`Settings`; the LLM base URL points at the one LLM server the parent started,
+    or the configured endpoint) and ``RECPILOT_SERVE_USE_LLM`` (``1``/``0``).
+
+    Raises:
+        KeyError: not started by ``recpilot serve`` (the variable is missing).
+    """
+    settings = Settings(**json.loads(os.environ[SETTINGS_ENV]), _env_file=None)
+    return create_app(settings, use_llm=os.environ.get(USE_LLM_ENV, "1") == "1")

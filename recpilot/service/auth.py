@@ -1,35 +1,108 @@
-"""API keys and request size limits of the HTTP service."""
+"""API keys (admin and user-scoped) and request size limits of the HTTP service.
+
+Admin keys (``RECPILOT_API_KEYS``) may do everything. A user key
+(``RECPILOT_USER_API_KEYS``, key → user id) acts only as its user: recommend and chat as
+that user (a request without ``user_id`` is that user's), and read or delete only that
+user's profile, threads, traces and feedback — anything else is a 403.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-def require_api_key(request: Request) -> None:
-    """FastAPI dependency: the request carries one of ``settings.api_keys``.
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an admin key (every user) or a user key bound to one user id.
 
-    The key is read from ``Authorization: Bearer KEY`` (what OpenAI clients send) or
-    ``X-API-Key: KEY``.
-
-    Raises:
-        HTTPException: 401 when the key is missing or wrong.
+    Attributes:
+        admin: True for a key in ``settings.api_keys``.
+        user_id: the user a user key is bound to (``settings.user_api_keys``); None for admins.
     """
-    keys: list[str] = request.app.state.settings.api_keys
+
+    admin: bool
+    user_id: str | None = None
+
+    def may_act_as(self, user_id: str | None) -> bool:
+        """True when this caller may read or act for ``user_id`` (None: no user)."""
+        return self.admin or (user_id is not None and user_id == self.user_id)
+
+    def as_user(self, user_id: str | None) -> str | None:
+        """The user id a request acts as: ``user_id``, or a user key's own user when None.
+
+        Raises:
+            HTTPException: 403 when a user key names another user.
+        """
+        if self.admin:
+            return user_id
+        if user_id is None:
+            return self.user_id
+        self.check(user_id)
+        return user_id
+
+    def check(self, user_id: str | None) -> None:
+        """Refuse access to ``user_id``'s data.
+
+        Raises:
+            HTTPException: 403 when this is a user key of another user (or of no user).
+        """
+        if not self.may_act_as(user_id):
+            raise HTTPException(
+                status_code=403,
+                detail=f"this API key is scoped to user {self.user_id!r}; it cannot access "
+                f"user {user_id!r}",
+            )
+
+
+def _given_key(request: Request) -> str | None:
     given = request.headers.get("x-api-key")
     auth = request.headers.get("authorization", "")
     if given is None and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
+    return given
+
+
+def _matches(given: bytes, key: str) -> bool:
+    return secrets.compare_digest(given, key.encode("utf-8"))
+
+
+def require_api_key(request: Request) -> Principal:
+    """FastAPI dependency: the request carries an admin key or a user key.
+
+    The key is read from ``Authorization: Bearer KEY`` (what OpenAI clients send) or
+    ``X-API-Key: KEY``. Every configured key is compared (constant time per key), so the
+    time taken does not tell which list a key is in.
+
+    Returns:
+        The caller's :class:`Principal` (also stored as ``request.state.principal``).
+
+    Raises:
+        HTTPException: 401 when the key is missing or wrong.
+    """
+    settings = request.app.state.settings
+    given = _given_key(request)
     given_bytes = (given or "").encode("utf-8")  # compare_digest refuses non-ASCII str
-    if not given or not any(secrets.compare_digest(given_bytes, k.encode("utf-8")) for k in keys):
+    principal: Principal | None = None
+    if given:
+        admin = [_matches(given_bytes, k) for k in settings.api_keys]
+        users = [(u, _matches(given_bytes, k)) for k, u in settings.user_api_keys.items()]
+        if any(admin):
+            principal = Principal(admin=True)
+        else:
+            principal = next((Principal(False, u) for u, hit in users if hit), None)
+    if principal is None:
         raise HTTPException(
             status_code=401,
             detail="missing or invalid API key (send 'Authorization: Bearer KEY' or 'X-API-Key')",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    request.state.principal = principal
+    return principal
 
 
 class BodyLimitMiddleware:

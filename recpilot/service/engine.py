@@ -1,8 +1,16 @@
-"""The service's one :class:`~recpilot.agent.runner.Recommender` and its run lock.
+"""The service's one :class:`~recpilot.agent.runner.Recommender`, run concurrently.
 
 The Recommender holds the LLM server (and the checkpointer connection) for the process's
-lifetime. Graph runs are serialised by one lock: the embedded LLM serves one request at a
-time anyway, and the chat checkpointer is one SQLite connection.
+lifetime. Graph runs are concurrent (each in a worker thread); what must not overlap is
+guarded where it is:
+
+- LLM calls pass the client's :class:`~recpilot.llm.limiter.LLMLimiter` (embedded: one in
+  flight). A turn that would use the LLM is refused up front with
+  :class:`~recpilot.llm.errors.LLMBusyError` (HTTP 503 + ``Retry-After``) when its queue is
+  full, so LLM-off requests never wait behind LLM turns.
+- Two turns of one chat thread run one after the other (the thread's lock, per process
+  and, with PostgreSQL, across worker processes: :mod:`recpilot.stores.locks`).
+- Profile writes hold the user's lock (``stores.profiles.update_profile``).
 """
 
 from __future__ import annotations
@@ -13,11 +21,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from recpilot.agent.runner import Recommender, TurnResult
+from recpilot.llm.errors import LLMBusyError
 from recpilot.service.profiles import LongTermProfiles, ProfileService
 from recpilot.service.schemas import RecommendRequest
-from recpilot.stores.feedback import FEEDBACK_FILE, FeedbackStore
+from recpilot.stores.backends import feedback_store_for, trace_store_for
+from recpilot.stores.locks import KeyedLocks, locks_for, thread_key
 from recpilot.stores.traces.recorder import NodeTrace
-from recpilot.stores.traces.store import TraceStore
 
 CANDIDATES_IN_EVENT = 20
 
@@ -33,12 +42,38 @@ class Engine:
         assert rec.services is not None, "enter the Recommender first"
         self.rec = rec
         self.settings = rec.settings
-        self.lock = threading.Lock()
-        self.traces = rec.traces or TraceStore.in_home(rec.settings.home)
-        self.feedback = FeedbackStore(rec.settings.home / FEEDBACK_FILE)
+        self.locks: KeyedLocks = locks_for(rec.settings.database_url)
+        self.traces = rec.traces or trace_store_for(rec.settings)
+        self.feedback = feedback_store_for(rec.settings)
         self.profiles = ProfileService(
             rec.services.catalogue, self.feedback, LongTermProfiles(rec.settings, rec.store)
         )
+
+    def uses_llm(self, req: RecommendRequest) -> bool:
+        """True when the turn would call the LLM (with one configured): a message
+        (understand), the LLM planner (``planner='llm'``), or fine ranking on
+        (``fine_mode`` not ``off``)."""
+        svc = self.rec.services
+        if svc is None or svc.llm is None:
+            return False
+        fine = (req.fine_mode or self.settings.fine_mode) != "off"
+        return bool(req.message) or self.settings.planner == "llm" or fine
+
+    def admit(self, req: RecommendRequest) -> None:
+        """Refuse an LLM turn when the LLM queue is full (admission control).
+
+        Raises:
+            LLMBusyError: the limiter has every slot busy and its queue full (the service
+                answers 503 with ``Retry-After``).
+        """
+        svc = self.rec.services
+        if svc is not None and svc.llm is not None and self.uses_llm(req):
+            limiter = svc.llm.limiter
+            if limiter.saturated():
+                raise LLMBusyError(
+                    "the LLM is busy (every slot in use and the queue full); retry later",
+                    retry_after_s=limiter.retry_after_s,
+                )
 
     def run(
         self,
@@ -46,21 +81,26 @@ class Engine:
         thread_id: str | None = None,
         on_node: Any = None,
     ) -> TurnResult:
-        """Run one turn (blocking; waits for the lock).
+        """Run one turn (blocking; call from a worker thread).
+
+        Turns of one ``thread_id`` run one at a time; others run concurrently.
 
         Raises:
             ValueError: bad constraints (unknown category, year_min after year_max).
+            LLMBusyError: an LLM turn while the LLM queue is full.
         """
-        with self.lock:
-            return self.rec.run(
-                req.user_id,
-                req.message,
-                req.k,
-                req.constraints.to_constraints(),
-                req.fine_mode,
-                thread_id=thread_id,
-                on_node=on_node,
-            )
+        self.admit(req)
+        args = (
+            req.user_id,
+            req.message,
+            req.k,
+            req.constraints.to_constraints(),
+            req.fine_mode,
+        )
+        if not thread_id:
+            return self.rec.run(*args, on_node=on_node)
+        with self.locks.hold(thread_key(thread_id)):
+            return self.rec.run(*args, thread_id=thread_id, on_node=on_node)
 
     async def stream(
         self, req: RecommendRequest, thread_id: str | None
@@ -80,7 +120,7 @@ class Engine:
             try:
                 result = self.run(req, thread_id, lambda node: put(("node", node_event(node))))
                 put(("result", result.model_dump(mode="json")))
-            except ValueError as err:
+            except (ValueError, LLMBusyError) as err:
                 put(("error", {"error": str(err)}))
             except Exception as err:  # reported as an event; the stream must end cleanly
                 put(("error", {"error": f"internal error: {type(err).__name__}"}))

@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from recpilot.agent.runner import TurnResult
-from recpilot.service.auth import require_api_key
+from recpilot.service.auth import Principal, require_api_key
 from recpilot.service.engine import Engine
 from recpilot.service.routes import ERRORS
 from recpilot.service.schemas import ChatCompletionRequest, RecommendRequest
@@ -67,9 +67,16 @@ def models() -> dict[str, Any]:
 
 
 @router.post("/chat/completions", tags=["openai"], response_model=None)
-async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
-    """OpenAI-compatible chat completion (``stream`` supported) answered by the recommender."""
+async def chat_completions(
+    req: ChatCompletionRequest,
+    request: Request,
+    caller: Principal = Depends(require_api_key),  # noqa: B008
+) -> Any:
+    """OpenAI-compatible chat completion (``stream`` supported) answered by the recommender.
+
+    With a user key, ``user`` may be omitted (the key's user) or must be that user (403)."""
     engine: Engine = request.app.state.engine
+    req = req.model_copy(update={"user": caller.as_user(req.user)})
     message = next((m.text() for m in reversed(req.messages) if m.role == "user"), "").strip()
     if not message:
         raise HTTPException(422, "the messages contain no user message with text")

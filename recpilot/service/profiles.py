@@ -18,7 +18,7 @@ from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.service.schemas import FeedbackRequest, HistoryItem, ProfileDeleted, ProfileOut
 from recpilot.stores.feedback import FeedbackStore
-from recpilot.stores.profiles import load_profile, save_profile
+from recpilot.stores.profiles import UserProfile, load_profile, update_profile
 
 LIKED_RATING = 4.0  # feedback (1–5 stars): a rating at or above this counts as a like
 DISLIKED_RATING = 2.0  # at or below: a dislike
@@ -58,9 +58,12 @@ class LongTermProfiles:
         )
         if not (like or dislike):
             return False
-        profile = load_profile(self.store, fb.user_id)
-        profile.like(fb.item_id) if like else profile.dislike(fb.item_id)
-        save_profile(self.store, profile)
+
+        def apply(profile: UserProfile) -> bool:
+            profile.like(fb.item_id) if like else profile.dislike(fb.item_id)
+            return True
+
+        update_profile(self.store, fb.user_id, apply)  # under the user's lock
         return True
 
     def delete(self, user_id: str) -> Forgotten:

@@ -15,7 +15,7 @@ from recpilot.agent.runner import TurnResult
 from recpilot.content.facts import item_facts
 from recpilot.content.grounded import Grounded, Kind, generate_grounded
 from recpilot.data.meta import read_meta
-from recpilot.service.auth import require_api_key
+from recpilot.service.auth import Principal, require_api_key
 from recpilot.service.engine import Engine
 from recpilot.service.schemas import (
     ChatRequest,
@@ -32,8 +32,10 @@ from recpilot.stores.traces.store import TraceNotFound, TraceSummary
 ERRORS = {
     400: {"model": ErrorOut, "description": "Bad input (e.g. unknown category)."},
     401: {"model": ErrorOut, "description": "Missing or invalid API key."},
+    403: {"model": ErrorOut, "description": "A user key used for another user's data."},
     413: {"model": ErrorOut, "description": "Request body too large."},
     422: {"model": ErrorOut, "description": "Malformed body."},
+    503: {"model": ErrorOut, "description": "LLM queue full (see Retry-After) or a store down."},
 }
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
 UserId = Annotated[str, Query(min_length=1, max_length=64)]
@@ -45,16 +47,18 @@ def engine_of(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(engine_of)]
+Caller = Annotated[Principal, Depends(require_api_key)]
 
 
 @router.post("/recommend", response_model=TurnResult, tags=["recommend"])
-def recommend(req: RecommendRequest, engine: EngineDep) -> TurnResult:
+def recommend(req: RecommendRequest, engine: EngineDep, caller: Caller) -> TurnResult:
     """Recommend ``k`` items for a user id and/or a text request, under constraints.
 
     Runs the whole funnel once (nothing persisted but the trace). The response has the
     items with reasons, the plan, each stage's duration, fallbacks and the ``run_id`` of
-    the trace (``GET /v1/traces/{run_id}``).
+    the trace (``GET /v1/traces/{run_id}``). A user key recommends as its user.
     """
+    req = req.model_copy(update={"user_id": caller.as_user(req.user_id)})
     return engine.run(req)
 
 
@@ -64,7 +68,7 @@ def recommend(req: RecommendRequest, engine: EngineDep) -> TurnResult:
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream."}},
 )
-async def chat(req: ChatRequest, engine: EngineDep) -> EventSourceResponse:
+async def chat(req: ChatRequest, engine: EngineDep, caller: Caller) -> EventSourceResponse:
     """One chat turn of ``thread_id``, as a Server-Sent-Events stream.
 
     Events: ``node`` (JSON: node name, start/end/duration in ms, note, candidates after the
@@ -72,6 +76,9 @@ async def chat(req: ChatRequest, engine: EngineDep) -> EventSourceResponse:
     run id) or ``error`` (``{"error": ...}``). Constraints stated in earlier turns of the
     thread keep applying; items already shown are not repeated.
     """
+
+    req = req.model_copy(update={"user_id": caller.as_user(req.user_id)})
+    engine.admit(req)  # a full LLM queue: 503 before the stream starts
 
     async def events():  # noqa: ANN202
         async for event, data in engine.stream(req, req.thread_id):
@@ -81,8 +88,9 @@ async def chat(req: ChatRequest, engine: EngineDep) -> EventSourceResponse:
 
 
 @router.get("/profiles/{user_id}", response_model=ProfileOut, tags=["users"])
-def get_profile(user_id: str, engine: EngineDep) -> ProfileOut:
+def get_profile(user_id: str, engine: EngineDep, caller: Caller) -> ProfileOut:
     """The user's profile: dataset history, liked categories, feedback, long-term memory."""
+    caller.check(user_id)
     profile = engine.profiles.get(user_id)
     if profile is None:
         raise HTTPException(404, f"unknown user {user_id!r}")
@@ -90,44 +98,50 @@ def get_profile(user_id: str, engine: EngineDep) -> ProfileOut:
 
 
 @router.delete("/profiles/{user_id}", response_model=ProfileDeleted, tags=["users"])
-def delete_profile(user_id: str, engine: EngineDep) -> ProfileDeleted:
+def delete_profile(user_id: str, engine: EngineDep, caller: Caller) -> ProfileDeleted:
     """Forget the user: feedback, long-term profile, chat threads and traces."""
-    with engine.lock:  # no graph run may hold the stores meanwhile
-        return engine.profiles.delete(user_id)
+    caller.check(user_id)
+    return engine.profiles.delete(user_id)
 
 
 @router.post("/feedback", response_model=FeedbackOut, status_code=201, tags=["users"])
-def feedback(req: FeedbackRequest, engine: EngineDep) -> FeedbackOut:
+def feedback(req: FeedbackRequest, engine: EngineDep, caller: Caller) -> FeedbackOut:
     """Store a user's reaction to a catalogue item (like, dislike, rating, click, skip).
 
     Likes, dislikes and ratings (>= 4 like, <= 2 dislike) also go into the user's
     long-term profile, which later recommendations read."""
+    caller.check(req.user_id)
     catalogue = engine.rec.services.catalogue  # type: ignore[union-attr]
     if not catalogue.has(req.item_id):
         raise HTTPException(422, f"item id {req.item_id!r} is not in the catalogue")
-    with engine.lock:
-        engine.profiles.long_term.record(req)  # likes/dislikes shape later requests
-        return engine.feedback.add(req)
+    row = engine.feedback.add(req)  # the row first: a failed profile update keeps it
+    engine.profiles.long_term.record(req)  # likes/dislikes shape later requests (user lock)
+    return row
 
 
 @router.get("/traces", response_model=list[TraceSummary], tags=["traces"])
 async def list_traces(
     engine: EngineDep,
+    caller: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     user_id: Annotated[str | None, Query(max_length=64)] = None,
     thread_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[TraceSummary]:
-    """The newest runs, newest first (optionally of one user or thread)."""
+    """The newest runs, newest first (optionally of one user or thread); a user key sees
+    only its user's runs."""
+    user_id = caller.as_user(user_id)
     return await run_in_threadpool(engine.traces.list, limit, user_id, thread_id)
 
 
 @router.get("/traces/{run_id}", response_model=RunTrace, tags=["traces"])
-async def get_trace(run_id: str, engine: EngineDep) -> RunTrace:
+async def get_trace(run_id: str, engine: EngineDep, caller: Caller) -> RunTrace:
     """One run: every node's timing, inputs/outputs, candidates, LLM calls, fallbacks."""
     try:
-        return await run_in_threadpool(engine.traces.get, run_id)
+        trace = await run_in_threadpool(engine.traces.get, run_id)
     except TraceNotFound as err:
         raise HTTPException(404, str(err)) from None
+    caller.check(trace.user_id)
+    return trace
 
 
 class PromoteRequest(BaseModel):
@@ -160,10 +174,11 @@ def _grounded(engine: Engine, item_id: str, kind: Kind, audience: str, attempts:
     if (engine.settings.dataset_dir / "meta.json").is_file():
         noun = read_meta(engine.settings.dataset_dir).item_noun
     facts = item_facts(svc.catalogue, item_id, noun)
-    with engine.lock:  # the embedded LLM serves one request at a time
-        result = generate_grounded(
-            svc.llm, svc.catalogue, facts, kind, audience=audience, attempts=attempts
-        )
+    # LLM calls pass the client's limiter (one in flight for the embedded server; a full
+    # queue raises LLMBusyError, answered 503 with Retry-After by the app).
+    result = generate_grounded(
+        svc.llm, svc.catalogue, facts, kind, audience=audience, attempts=attempts
+    )
     if not result.ok:
         problems = "; ".join(p for attempt in result.problems for p in attempt)
         raise HTTPException(

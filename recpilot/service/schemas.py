@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recpilot.data.catalogue import Constraints
+from recpilot.llm.limiter import LimiterStats
 from recpilot.stores.feedback import FeedbackOut
 
 __all__ = ["FeedbackOut"]  # re-exported: the feedback row is also a response body
@@ -138,6 +139,7 @@ class ReadyOut(BaseModel):
 
     ready: bool
     checks: dict[str, str]
+    llm_queue: LimiterStats | None = None  # the LLM limiter of this worker process
 
 
 # -- OpenAI-compatible chat completions ------------------------------------------------

@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,11 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
 from recpilot.config.settings import Settings
+from recpilot.stores.locks import KeyedLocks, locks_for, user_key
+from recpilot.stores.postgres import shared_pool
+
+# The locks that serialise profile writes of each open store (see update_profile).
+_STORE_LOCKS: weakref.WeakKeyDictionary[BaseStore, KeyedLocks] = weakref.WeakKeyDictionary()
 
 PROFILE_KEY = "profile"
 MAX_PREFERENCES = 10
@@ -118,11 +124,12 @@ def store_backend(settings: Settings) -> tuple[Literal["sqlite", "postgres"], st
     """Which store the settings select, and where.
 
     Returns:
-        ``("postgres", url)`` for a ``postgres://``/``postgresql://`` ``store_url``;
+        ``("postgres", url)`` for a ``postgres://``/``postgresql://`` ``store_url`` (or,
+        with ``store_url`` unset, ``database_url``);
         otherwise ``("sqlite", path)`` — ``store_url`` as a file path, or
         ``home/profiles.sqlite`` when unset.
     """
-    url = settings.store_url
+    url = settings.store_url or settings.database_url
     if url and url.split("://", 1)[0] in ("postgres", "postgresql"):
         return "postgres", url
     if url:
@@ -148,13 +155,13 @@ def open_store(settings: Settings) -> Iterator[BaseStore]:
                 "RECPILOT_STORE_URL is a PostgreSQL URL but the PostgreSQL store is not "
                 "installed: pip install 'recpilot[postgres]'"
             ) from err
-        with contextlib.ExitStack() as stack:
-            try:
-                pg_store = stack.enter_context(PostgresStore.from_conn_string(where))
-                pg_store.setup()
-            except Exception as err:  # psycopg's errors: connection refused, auth, …
-                raise StoreUnavailableError(f"profile store {where}: {err}") from err
-            yield pg_store
+        try:  # over the process's checked pool: a restarted server is reconnected
+            pg_store = PostgresStore(shared_pool(where))
+            pg_store.setup()
+        except Exception as err:  # psycopg's errors: connection refused, auth, …
+            raise StoreUnavailableError(f"profile store: {err}") from err
+        _STORE_LOCKS[pg_store] = locks_for(where)
+        yield pg_store
         return
     from langgraph.store.sqlite import SqliteStore
 
@@ -166,6 +173,7 @@ def open_store(settings: Settings) -> Iterator[BaseStore]:
             store.setup()
         except sqlite3.Error as err:
             raise StoreUnavailableError(f"profile store {where}: {err}") from err
+        _STORE_LOCKS[store] = locks_for(None)
         yield store
     finally:
         conn.close()
@@ -184,6 +192,33 @@ def save_profile(store: BaseStore, profile: UserProfile) -> UserProfile:
     profile.updated_at = datetime.now(UTC).isoformat(timespec="seconds")
     store.put(namespace(profile.user_id), PROFILE_KEY, profile.model_dump(mode="json"))
     return profile
+
+
+def update_profile(
+    store: BaseStore, user_id: str, change: Callable[[UserProfile], bool]
+) -> tuple[UserProfile, bool]:
+    """Read, change and write the user's profile with no other writer in between.
+
+    Holds the user's lock (:mod:`recpilot.stores.locks`: per process, and across worker
+    processes for a PostgreSQL store) from the read to the write, so a chat turn's
+    ``remember`` and a feedback request never overwrite each other's change.
+
+    Args:
+        store: the profile store (opened by :func:`open_store`, or any store: then only
+            a process-local lock is used).
+        user_id: whose profile.
+        change: edits the profile in place; returns True when it changed something.
+
+    Returns:
+        ``(profile, changed)``: the profile as stored (or as read, when unchanged).
+    """
+    locks = _STORE_LOCKS.get(store) or locks_for(None)
+    with locks.hold(user_key(user_id)):
+        profile = load_profile(store, user_id)
+        changed = bool(change(profile))
+        if changed:
+            save_profile(store, profile)
+        return profile, changed
 
 
 def forget_profile(store: BaseStore, user_id: str) -> int:

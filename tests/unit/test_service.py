@@ -161,6 +161,7 @@ def test_traces_404_health_ready_docs_and_web_page(client, service):
             "feedback": "ok",
             "checkpoints": "ok",
         },
+        "llm_queue": None,  # no LLM: no limiter
     }
     spec = httpx.get(f"{service}/openapi.json").json()
     for path in (

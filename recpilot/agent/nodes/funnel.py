@@ -43,15 +43,23 @@ def recall(state: State, runtime: Runtime[Services]) -> dict:
         per_channel=plan.per_channel,
         preference=preference,
     )
-    merged, counts = svc.recall.run(req)
+    merged, counts, failed = svc.recall.run_tolerant(req)
     candidates: list[Candidate] = [c.to_dict() for c in merged.values()]  # type: ignore[misc]
     note = ", ".join(f"{ch}={n}" for ch, n in counts.items()) + f"; merged={len(candidates)}"
     if preference is not None:
         note += f"; {_soft_note(constraints)}"
     codes = [] if candidates else [Code.NO_CANDIDATES]
+    out: dict = {}
+    if failed:  # e.g. the Chroma server is down: the other channels answered
+        codes.append(Code.CHANNEL_FAILED)
+        note += "; failed: " + ", ".join(failed)
+        out["fallbacks"] = [f"recall: channel {ch} failed ({why})" for ch, why in failed.items()]
     return {
+        **out,
         "candidates": candidates,
-        "stages": record(state, "recall", started, len(candidates), note=note, codes=codes),
+        "stages": record(
+            state, "recall", started, len(candidates), bool(failed), note=note, codes=codes
+        ),
     }
 
 

@@ -23,7 +23,7 @@ from recpilot.agent.intent_rules import parse_constraints
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
 from recpilot.agent.state import Code, State
-from recpilot.stores.profiles import UserProfile, load_profile, save_profile
+from recpilot.stores.profiles import UserProfile, update_profile
 
 
 def apply_turn(profile: UserProfile, state: State, stated_exclusions: list[str]) -> list[str]:
@@ -75,11 +75,13 @@ def remember(state: State, runtime: Runtime[Services]) -> dict:
     svc = services_of(runtime)
     message = state.get("message") or ""
     stated = parse_constraints(message, svc.catalogue).exclude_categories if message else []
-    profile = state.get("profile") or load_profile(store, user_id)
-    profile = profile.model_copy(deep=True)
-    changes = apply_turn(profile, state, stated)
-    if changes:
-        save_profile(store, profile)
+    changes: list[str] = []
+
+    def fold(profile: UserProfile) -> bool:  # on the stored profile, under the user's lock
+        changes[:] = apply_turn(profile, state, stated)
+        return bool(changes)
+
+    update_profile(store, user_id, fold)  # re-read: feedback may have landed meanwhile
     note = "; ".join(changes) if changes else "nothing new"
     codes = [Code.PROFILE_UPDATED] if changes else []
     return {"stages": record(state, "remember", started, len(changes), note=note, codes=codes)}

@@ -9,6 +9,7 @@ ground its reasons.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,9 @@ class RecallCandidate:
         return {"item_id": self.item_id, "sources": dict(self.sources), "seed_item": self.seed_item}
 
 
+_log = logging.getLogger(__name__)
+
+
 class Recall:
     """The recall stage over one catalogue, its item index and the recall model.
 
@@ -69,11 +73,27 @@ class Recall:
         return self._channels[cls]
 
     def run(self, req: RecallRequest) -> tuple[dict[str, RecallCandidate], dict[str, int]]:
-        """Run the requested channels and merge them.
+        """Run the requested channels and merge them (a failing channel raises).
 
         Returns:
             ``(candidates by item id, number of items each channel contributed)``;
             insertion order is channel order, then channel rank.
+
+        Raises:
+            ValueError: an unknown channel name in ``req.channels``.
+        """
+        merged, counts, _ = self.run_tolerant(req, tolerate=False)
+        return merged, counts
+
+    def run_tolerant(
+        self, req: RecallRequest, tolerate: bool = True
+    ) -> tuple[dict[str, RecallCandidate], dict[str, int], dict[str, str]]:
+        """:meth:`run`, but a channel whose backend fails (e.g. the Chroma server is down)
+        contributes nothing instead of failing the request.
+
+        Returns:
+            ``(candidates, counts, failed)``: ``failed`` maps each failed channel to
+            ``"ExceptionType: message"`` (its count is 0).
 
         Raises:
             ValueError: an unknown channel name in ``req.channels``.
@@ -84,12 +104,21 @@ class Recall:
         merged: dict[str, RecallCandidate] = {}
         counts: dict[str, int] = {}
         names = req.channels if req.channels is not None else tuple(channel_names())
+        failed: dict[str, str] = {}
         for name in names:
-            hits = self.channel(name).retrieve(req, mask)
+            channel = self.channel(name)
+            try:
+                hits = channel.retrieve(req, mask)
+            except Exception as err:  # a backend down: the other channels still answer
+                if not tolerate:
+                    raise
+                _log.warning("recall channel %s failed: %s", name, err)
+                failed[name] = f"{type(err).__name__}: {str(err)[:200]}"
+                hits = []
             counts[name] = len(hits)
             for item_id, score, seed in hits:
                 cand = merged.setdefault(item_id, RecallCandidate(item_id))
                 cand.sources[name] = score
                 if seed is not None and cand.seed_item is None:
                     cand.seed_item = seed
-        return merged, counts
+        return merged, counts, failed

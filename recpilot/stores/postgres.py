@@ -1,0 +1,91 @@
+"""PostgreSQL connections shared by the stores: one pool per database URL per process.
+
+Every PostgreSQL-backed store (checkpoints, profiles, traces, feedback, the keyed locks)
+takes its connections from a ``psycopg_pool.ConnectionPool`` that checks a connection
+before lending it, so after a server restart the dead connections are dropped and new
+ones opened: the service recovers without a restart of its own. The driver is the
+optional extra ``postgres`` (``pip install 'recpilot[postgres]'``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_POOLS: dict[str, Any] = {}
+_GUARD = threading.Lock()
+POOL_MAX = 16  # connections per process and database
+
+
+class PostgresUnavailableError(OSError):
+    """The PostgreSQL driver is missing or the server cannot be reached (message has the fix)."""
+
+
+def is_postgres_url(url: str | None) -> bool:
+    """True for a ``postgres://`` or ``postgresql://`` URL."""
+    return bool(url) and str(url).split("://", 1)[0] in ("postgres", "postgresql")
+
+
+def shared_pool(url: str, timeout_s: float = 10.0) -> Any:
+    """The process's ``ConnectionPool`` for ``url`` (autocommit, dict rows, checked).
+
+    Connections are autocommit with ``prepare_threshold=0`` and ``dict_row`` rows, what
+    LangGraph's ``PostgresSaver``/``PostgresStore`` need; the stores here use them too.
+
+    Args:
+        url: ``postgresql://USER:PASSWORD@HOST:PORT/DB``.
+        timeout_s: seconds to wait for a connection (opening one included).
+
+    Raises:
+        PostgresUnavailableError: the extra is not installed, or no connection could be
+            made within ``timeout_s``.
+    """
+    with _GUARD:
+        pool = _POOLS.get(url)
+        if pool is not None and not pool.closed:
+            return pool
+        try:
+            from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
+        except ImportError as err:
+            raise PostgresUnavailableError(
+                "a PostgreSQL URL is configured but the driver is not installed: "
+                "pip install 'recpilot[postgres]'"
+            ) from err
+        pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_MAX,
+            timeout=timeout_s,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="recpilot",
+        )
+        try:
+            pool.open(wait=True, timeout=timeout_s)
+        except Exception as err:  # PoolTimeout, OperationalError
+            pool.close()
+            raise PostgresUnavailableError(
+                f"PostgreSQL at {_safe(url)} cannot be reached ({err}); start it or fix "
+                "RECPILOT_DATABASE_URL"
+            ) from err
+        _POOLS[url] = pool
+        return pool
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password (for messages)."""
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("://", 1)[-1]:
+        return url
+    scheme, _, cred = head.partition("://")
+    return f"{scheme}://{cred.split(':', 1)[0]}:***@{tail}"
+
+
+def close_pools() -> None:
+    """Close every pool of this process (tests, shutdown)."""
+    with _GUARD:
+        for pool in _POOLS.values():
+            pool.close()
+        _POOLS.clear()

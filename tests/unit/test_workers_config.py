@@ -1,0 +1,47 @@
+"""`recpilot serve --workers N`: refused at start without shared state; bench helpers."""
+
+from __future__ import annotations
+
+import os
+
+from typer.testing import CliRunner
+
+from recpilot.cli.main import app
+from recpilot.evals.bench_scale import overlapping, percentile, tree_rss_mb
+
+runner = CliRunner()
+
+
+def test_workers_with_sqlite_and_a_local_chroma_are_refused_with_the_fix(tmp_path, monkeypatch):
+    for var in ("RECPILOT_DATABASE_URL", "RECPILOT_CHROMA_HOST", "RECPILOT_STORE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--workers", "2", "--no-llm"])
+    assert out.exit_code == 2
+    text = " ".join(out.output.split())
+    assert text.startswith("error:") and "Traceback" not in text
+    assert "RECPILOT_DATABASE_URL=postgresql://" in text and "RECPILOT_CHROMA_HOST" in text
+    assert "--workers 1" in text
+
+
+def test_workers_with_postgres_but_no_chroma_server_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECPILOT_DATABASE_URL", "postgresql://u:p@127.0.0.1:1/db")
+    monkeypatch.delenv("RECPILOT_CHROMA_HOST", raising=False)
+    out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--workers", "3", "--no-llm"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2 and "RECPILOT_CHROMA_HOST" in text
+    assert "RECPILOT_DATABASE_URL=" not in text  # only what is missing is named
+
+
+def test_a_database_url_that_is_not_postgres_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECPILOT_DATABASE_URL", "sqlite:///x.db")
+    out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--no-llm"])
+    assert out.exit_code == 2 and "not a PostgreSQL URL" in " ".join(out.output.split())
+
+
+def test_bench_helpers_overlap_percentile_and_rss():
+    turns = [{"start": 10.0, "end": 20.0, "llm_calls": 2}, {"start": 30.0, "end": 31.0,
+                                                            "llm_calls": 0}]
+    samples = [(11.0, 12.0, 5.0), (19.5, 20.5, 7.0), (30.1, 30.2, 9.0), (15.0, 16.0, 3.0)]
+    assert overlapping(samples, turns) == [5.0, 3.0]  # inside an LLM turn only
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([], 95) == 0.0
+    assert tree_rss_mb(os.getpid()) > 10

@@ -59,14 +59,19 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
     if ctx.query_vec is not None and ids:
         positions = np.array([svc.catalogue.index_of[i] for i in ids])
         sims = svc.item_vectors[positions] @ ctx.query_vec
+    intent = state["intent"]
+    soft = bool(intent.boost_categories or intent.penalize_categories)
     ranked = coarse_rank(
         ids,
         svc.catalogue,
         svc.coarse_model,
         ctx.coarse_state,
         query_sims=sims,
-        keep=state["plan"].coarse_keep,
+        keep=len(ids) if soft else state["plan"].coarse_keep,
     )
+    if soft:
+        ranked = soft_preferences(ranked, svc, intent.boost_categories,
+                                  intent.penalize_categories)[: state["plan"].coarse_keep]
     short: list[Candidate] = []
     for item_id, score in ranked:
         cand = dict(by_id[item_id])
@@ -75,10 +80,44 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
         short.append(cand)  # type: ignore[arg-type]
     signal = "ALS" if ctx.coarse_state is not None else "popularity"
     note = f"{signal}{' + query similarity' if sims is not None else ''}; kept {len(short)}"
+    if soft:
+        note += f"; soft: +{intent.boost_categories} -{intent.penalize_categories}"
     codes = [Code.SCORED_BY_MODEL if ctx.coarse_state is not None else Code.SCORED_BY_POPULARITY]
     codes += [Code.QUERY_SIMILARITY] if sims is not None else []
     stages = record(state, "coarse", started, len(short), note=note, codes=codes)
     return {"candidates": short, "stages": stages}
+
+
+SOFT_WEIGHT = 0.25  # share of the score range a soft preference moves an item
+
+
+def soft_preferences(
+    ranked: list[tuple[str, float]], svc: Services, boost: list[str], penalize: list[str]
+) -> list[tuple[str, float]]:
+    """Re-order coarse results by soft preferences (they rank, they do not filter).
+
+    Each item with a boosted category gains ``SOFT_WEIGHT`` × the score range of the
+    list, each with a penalized one loses as much (RecBot-style soft positive and
+    negative preferences, as an additive score shift).
+
+    Args:
+        ranked: (item id, coarse score), best first.
+        svc: the services (catalogue).
+        boost / penalize: category names (catalogue spelling).
+
+    Returns:
+        The same pairs with shifted scores, best first.
+    """
+    if not ranked:
+        return ranked
+    scores = [s for _, s in ranked]
+    shift = SOFT_WEIGHT * ((max(scores) - min(scores)) or 1.0)
+    out = []
+    for item_id, score in ranked:
+        cats = set(svc.catalogue.get(item_id).categories)
+        score += shift * (bool(cats & set(boost)) - bool(cats & set(penalize)))
+        out.append((item_id, float(score)))
+    return sorted(out, key=lambda p: -p[1])
 
 
 def _describe(svc: Services, item_id: str) -> dict:

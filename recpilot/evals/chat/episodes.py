@@ -432,7 +432,7 @@ def run_episode(
                 violations=_violations(shown, stated),
                 repeated=sum(1 for i in ids if i in seen_before),
                 asked=asks_question(Observation(reply=result.reply, items=shown)),
-                plan_source=result.plan.source,
+                plan_source=result.plan.source if result.plan else "tools",
                 sim_calls=message.sim_calls,
                 sim_ms=message.sim_ms,
                 sim_tokens=message.sim_prompt_tokens + message.sim_completion_tokens,

@@ -92,7 +92,7 @@ _COUNT = re.compile(
     r"(?:more\s+|other\s+|new\s+|good\s+|great\s+|[a-z-]+\s+)?"
     r"(?:movies|films|items|picks|suggestions|recommendations|titles|ones|options|[a-z-]+(?:ies|s))\b"
 )
-_TOP = re.compile(r"\btop\s+(\d{1,2})\b")
+_TOP = re.compile(r"\btop\s+(\d{1,2})\b|\b(\d{1,2})\s+more\b")
 _AVOID_NAME = re.compile(
     r"\b(?:hate|hated|no more|nothing from|nothing with|not|no|avoid|skip|without|sick of|tired of"
     r"|except)\s+(?:the\s+)?((?:[A-Z][\w'’:-]*\s?){1,4})"
@@ -104,7 +104,7 @@ def requested_k(text: str) -> int | None:
     """Number of items asked for ("3 comedies", "top 5", "a few"), or None."""
     low = text.lower()
     if m := _TOP.search(low):
-        return int(m.group(1))
+        return int(m.group(1) or m.group(2))
     if m := _COUNT.search(low):
         word = m.group(1)
         n = int(word) if word.isdigit() else _COUNT_WORDS[word]

@@ -128,6 +128,9 @@ def references_in(text: str, shown: list[str]) -> list[str]:
         n = len(shown) if word == "last" else ORDINALS[word]
         if 1 <= n <= len(shown) and not any(abs(s - m.start()) < 6 for s, _ in out):
             out.append((m.start(), f"#{n}"))
+    for m in re.finditer(r"\b(?:the\s+)?first\s+(two|three|four|five|[2-5])\b", low):
+        n = ORDINALS.get(m.group(1)) or int(m.group(1))
+        out += [(m.start() + i, f"#{i + 1}") for i in range(min(n, len(shown)))]
     for m in _LAST.finditer(low):
         if not any(abs(s - m.start()) < 12 for s, _ in out):
             out.append((m.start(), f"#{len(shown)}"))

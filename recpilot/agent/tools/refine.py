@@ -59,13 +59,15 @@ class Refine(AgentTool):
         dropped: list[str] = []
         years = _years(ctx)
         cons = prev.constraints if prev else None
+        # newer / older than what was shown: past the median year of the shown items
+        # (without shown years, past the previous request's bounds)
         if args.change == "newer":
-            start = (cons.year_max + 1) if cons and cons.year_max else (
-                int(median(years)) + 1 if years else None)  # fmt: skip
+            start = int(median(years)) + 1 if years else (
+                cons.year_max + 1 if cons and cons.year_max else None)  # fmt: skip
             base.year_min, base.year_max, base.replace_years = start, None, True
         elif args.change == "older":
-            end = (cons.year_min - 1) if cons and cons.year_min else (
-                int(median(years)) - 1 if years else None)  # fmt: skip
+            end = int(median(years)) - 1 if years else (
+                cons.year_min - 1 if cons and cons.year_min else None)  # fmt: skip
             base.year_min, base.year_max, base.replace_years = None, end, True
         elif args.change == "more_like":
             ids, failed = ctx.resolve([args.item or "#1"])

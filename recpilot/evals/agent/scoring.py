@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from recpilot.agent.refs import resolve_items
+from recpilot.agent.tools import get_tool
 from recpilot.data.catalogue import Catalogue
 from recpilot.data.mentions import title_index
 
@@ -38,9 +39,18 @@ def arg_matches(
     values: equal. A missing tool or argument fails.
     """
     tool, arg = key.split(".", 1)
-    if tool not in chosen or arg not in chosen[tool]:
-        return expected in (False, None) and tool in chosen
-    got = chosen[tool][arg]
+    if tool not in chosen:
+        return False
+    if arg not in chosen[tool]:  # calls keep only non-default arguments: use the default
+        spec = get_tool(tool)
+        field = spec.args_schema.model_fields.get(arg) if spec else None
+        if field is None or field.is_required():
+            return False
+        got = field.get_default(call_default_factory=True)
+    else:
+        got = chosen[tool][arg]
+    if got is None:
+        return expected is None
     if arg.endswith("_categories"):
         norm = {catalogue.normalize_category(str(c)) for c in got}
         return {catalogue.normalize_category(c) for c in expected} <= norm

@@ -89,6 +89,7 @@ def build_turn_context(svc: Services, state: Any) -> TurnContext:
     profile = state.get("profile")
     remembered = [i for i in (profile.liked if profile else []) if cat.has(i)]
     disliked = [i for i in (profile.disliked if profile else []) if cat.has(i)]
+    disliked += [i for i in (profile.seen if profile else []) if cat.has(i)]
     rated = cat.user_liked_ids(user_id) if known else []
     liked = list(dict.fromkeys(rated + remembered + named))
     constraints = state.get("thread_constraints")

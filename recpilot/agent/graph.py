@@ -1,7 +1,15 @@
 """The controller: a LangGraph ``StateGraph`` that reads top to bottom.
 
-    understand → plan → [generate] → recall → coarse → fine → respond → remember
-                   └─ (cold path + sample generation on) ─┘   └─ (fine off) ─┘
+    controller → act ─(recommend / refine)─→ understand → plan → [generate] → recall
+         │        └─(other tools only)──────────────────────────────┐
+         └─(no message: an API call)→ understand …                  │
+    … → coarse → [fine] → respond ←─────────────────────────────────┘ → remember
+
+A turn with a message starts at ``controller``: one LLM call (or the rules) chooses the
+turn's tools and arguments; ``act`` runs them, and a recommend or refine call runs the
+funnel (understand → plan → recall → coarse → fine). A request without a message runs
+the funnel directly, with no controller call. With ``settings.controller = "pipeline"``
+the controller steps aside and every turn runs the earlier fixed workflow.
 
 ``understand`` reads the user's long-term profile from the store (when the graph was
 compiled with one) and ``remember`` writes what the turn taught about the user back.
@@ -23,6 +31,8 @@ from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
+from recpilot.agent.nodes.act import act
+from recpilot.agent.nodes.controller import controller
 from recpilot.agent.nodes.funnel import coarse, fine, recall
 from recpilot.agent.nodes.generate import generate
 from recpilot.agent.nodes.plan import plan
@@ -35,6 +45,8 @@ from recpilot.data.catalogue import Constraints
 from recpilot.llm.calls import in_node
 
 NODES = {
+    "controller": controller,
+    "act": act,
     "understand": understand,
     "plan": plan,
     "recall": recall,
@@ -51,6 +63,21 @@ def after_coarse(state: State) -> str:
     if state["plan"].fine_mode == "off" or not state.get("candidates"):
         return "respond"
     return "fine"
+
+
+def at_start(state: State) -> str:
+    """A message goes to the controller; a plain request (no message) to the funnel."""
+    return "controller" if (state.get("message") or "").strip() else "understand"
+
+
+def after_controller(state: State) -> str:
+    """Run the chosen tools; without any (pipeline mode) go straight to understand."""
+    return "act" if state.get("tool_calls") else "understand"
+
+
+def after_act(state: State) -> str:
+    """A recommend/refine call runs the funnel; other tools end at respond."""
+    return "understand" if state.get("funnel") is not None else "respond"
 
 
 def after_plan(state: State) -> str:
@@ -108,7 +135,9 @@ def build_graph(checkpointer: Checkpointer = None, store: BaseStore | None = Non
     builder = StateGraph(State, context_schema=Services)
     for name, fn in NODES.items():
         builder.add_node(name, node(name, fn))
-    builder.add_edge(START, "understand")
+    builder.add_conditional_edges(START, at_start, ["controller", "understand"])
+    builder.add_conditional_edges("controller", after_controller, ["act", "understand"])
+    builder.add_conditional_edges("act", after_act, ["understand", "respond"])
     builder.add_edge("understand", "plan")
     builder.add_conditional_edges("plan", after_plan, ["generate", "recall"])
     builder.add_edge("generate", "recall")

@@ -54,8 +54,10 @@ class TurnResult(BaseModel):
     message: str | None
     items: list[RecommendedItem]
     reply: str
-    intent: Intent
-    plan: Plan
+    intent: Intent = Intent()
+    plan: Plan | None = None  # None: a turn the tools answered without the funnel
+    tools: list[dict] = []  # the controller's validated calls: {name, args, source}
+    controller: dict | None = None  # how they were chosen: source, repairs, fallback
     constraints: Constraints
     stages: list[StageRecord]
     stages_ran: list[str]
@@ -248,9 +250,11 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             message=message,
             items=state["items"],
             reply=state["reply"],
-            intent=state["intent"],
-            plan=state["plan"],
-            constraints=state["thread_constraints"],
+            intent=state.get("intent") or Intent(source="agent"),
+            plan=state.get("plan"),
+            tools=state.get("tool_calls") or [],
+            controller=state.get("controller"),
+            constraints=state.get("thread_constraints") or Constraints(),
             stages=stages,
             stages_ran=[s["stage"] for s in stages],
             fine_fell_back=any(s["stage"] == "fine" and s["fell_back"] for s in stages),

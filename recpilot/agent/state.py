@@ -46,7 +46,14 @@ class Intent(BaseModel):
     facts: dict[str, str] = Field(
         default_factory=dict, description="Facts about the user: audience, age_band."
     )
-    source: Literal["llm", "rules", "none"] = "none"
+    boost_categories: list[str] = Field(
+        default_factory=list, description="Soft positive preferences: ranked higher, not required."
+    )
+    penalize_categories: list[str] = Field(
+        default_factory=list, description="Soft negative preferences: ranked lower, not removed."
+    )
+    k: int | None = Field(default=None, description="Items the user asked for ('3 comedies').")
+    source: Literal["llm", "rules", "none", "agent"] = "none"
     note: str = ""
 
 
@@ -101,6 +108,11 @@ class Code(StrEnum):
     INVALID_IDS_DROPPED = "invalid_ids_dropped"
     PROFILE_UPDATED = "profile_updated"
     ANONYMOUS = "anonymous"
+    CONTROLLER_LLM = "controller_llm"  # the LLM chose this turn's tools
+    CONTROLLER_RULES = "controller_rules"  # the rules controller chose them
+    ARGS_REPAIRED = "args_repaired"  # invalid tool arguments were dropped or fixed
+    REFS_DROPPED = "refs_dropped"  # item references that resolved to no catalogue item
+    TOOLS_RAN = "tools_ran"
 
 
 class StageRecord(TypedDict, total=False):
@@ -132,11 +144,35 @@ class RecommendedItem(BaseModel):
     sources: list[str]
 
 
+class ShownDetail(BaseModel):
+    """How one shown item was found and scored (what the ``explain`` tool reads).
+
+    Attributes:
+        sources: recall channel → its score; seed_item: the liked item an i2i hit neighbours;
+        coarse, fine, final: the stage scores (fine None when fine ranking did not score it).
+    """
+
+    item_id: str
+    sources: dict[str, float] = Field(default_factory=dict)
+    seed_item: str | None = None
+    coarse: float | None = None
+    fine: float | None = None
+    final: float | None = None
+    reason: str = ""
+
+
 class PreviousTurn(BaseModel):
-    """What a follow-up turn refers to: the previous turn's intent and the items it showed."""
+    """What a follow-up turn refers to: the previous turn's intent and the items it showed.
+
+    Attributes:
+        details: per shown item, its channels and stage scores (``explain``).
+        channels: the recall channels the previous funnel run used.
+    """
 
     intent: Intent
     item_ids: list[str] = Field(default_factory=list)
+    details: list[ShownDetail] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
 
 
 def previous_turn(state: Any) -> PreviousTurn | None:
@@ -177,6 +213,7 @@ class ThreadMemory(TypedDict, total=False):
     thread_constraints: Constraints
     shown: Annotated[list[str], operator.add]
     previous: PreviousTurn | None  # written by respond, read by the next turn
+    pending: str | None  # a question awaiting the user's answer ("forget": confirm deletion)
 
 
 class TurnScratch(TypedDict, total=False):
@@ -184,6 +221,10 @@ class TurnScratch(TypedDict, total=False):
 
     profile: UserProfile | None  # long-term memory of user_id, loaded by understand
     pseudo_items: list[str]  # sample generation: validated ids seeding collaborative recall
+    tool_calls: list[dict]  # the controller's validated choice: {name, args, source}
+    controller: dict | None  # how it chose: source, repairs, dropped, fallback
+    funnel: dict | None  # the funnel request a recommend/refine tool produced
+    tool_replies: Annotated[list[str], extend]  # text of the non-funnel tools, in order
     intent: Intent | None
     plan: Plan | None
     candidates: list[Candidate]

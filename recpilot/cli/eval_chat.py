@@ -23,7 +23,9 @@ def eval_chat(
     seed: Annotated[int, typer.Option(help="Seed of users, ties, simulator, ALS.")] = 0,
     pipeline: Annotated[
         list[str] | None,
-        typer.Option(help="rules | llm | llm+fine (repeatable; default: rules and llm)."),
+        typer.Option(
+            help="rules | llm | llm+fine | pipeline (repeatable; default: rules and llm)."
+        ),
     ] = None,
     setting: Annotated[
         list[str] | None, typer.Option(help="known | new (repeatable; default: both).")

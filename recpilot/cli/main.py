@@ -608,13 +608,14 @@ def eval_command(
     console.print(f"[green]report[/]: {paths['markdown']}")
 
 
-from recpilot.cli import cold_start, content, eval_chat, profile  # noqa: E402  (they use this module)
+from recpilot.cli import cold_start, content, eval_agent, eval_chat, profile  # noqa: E402  (they use this module)
 from recpilot.cli import llm as llm_commands  # noqa: E402
 
 llm_commands.register(app)
 profile.register(app)
 cold_start.register(app)
 eval_chat.register(app)
+eval_agent.register(app)
 content.register(app)
 
 if __name__ == "__main__":

@@ -41,15 +41,23 @@ def print_result(console: Console, result: TurnResult) -> None:
             f"{item.score:.3f}",
             item.reason,
         )
+    text = result.reply
+    if result.items:  # the tools' text (feedback noted, …) before the table; the list is in it
+        text = "\n".join(line for line in result.reply.splitlines()
+                         if not line.startswith("Here are "))  # fmt: skip
+    if text:
+        console.print(text, markup=False)
     if result.items:
         console.print(table)
-    else:
-        console.print(result.reply)
+    if result.tools:
+        calls = "; ".join(f"{c['name']}({c['args']})" for c in result.tools)
+        console.print(f"[bold]Tools[/] ({result.tools[0].get('source', '')}): {calls}", markup=True)
     plan = result.plan
-    console.print(
-        f"[bold]Plan[/] ({plan.source}): {plan.path} path, channels "
-        f"{', '.join(plan.channels)}, fine ranking {plan.fine_mode}. {plan.reason}"
-    )
+    if plan is not None:
+        console.print(
+            f"[bold]Plan[/] ({plan.source}): {plan.path} path, channels "
+            f"{', '.join(plan.channels)}, fine ranking {plan.fine_mode}. {plan.reason}"
+        )
     if not result.constraints.is_empty():
         console.print(
             f"[bold]Constraints[/]: {result.constraints.model_dump_json(exclude_defaults=True)}"

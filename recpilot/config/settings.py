@@ -114,6 +114,16 @@ class Settings(BaseSettings):
     als_alpha: float = Field(default=1.0, gt=0, description="ALS confidence scale.")
 
     # -- controller / fine ranking -----------------------------------------------------
+    controller: Literal["llm", "rules", "pipeline"] = Field(
+        default="llm",
+        description="Who chooses each chat turn's tools: the LLM (one call; rules on failure), "
+        "the rules, or 'pipeline' (the earlier fixed understand → plan workflow).",
+    )
+    controller_call: Literal["json_schema", "tool_calls"] = Field(
+        default="json_schema",
+        description="How the LLM controller answers: a JSON plan under a schema, or the "
+        "backend's native tool calls.",
+    )
     planner: Literal["llm", "rules"] = Field(
         default="llm", description="Who plans the stages: the LLM (schema-checked) or rules."
     )

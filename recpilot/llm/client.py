@@ -378,7 +378,12 @@ class LLMClient:
         return {"max_tokens": max_tokens}
 
     def _invoke(
-        self, messages: Sequence[Message], purpose: str, **kwargs: Any
+        self,
+        messages: Sequence[Message],
+        purpose: str,
+        *,
+        model: Any = None,
+        **kwargs: Any,
     ) -> tuple[AIMessage, LLMCall]:
         record = LLMCall(purpose=purpose, messages=[dict(m) for m in messages])
         self.calls.append(record)
@@ -398,7 +403,7 @@ class LLMClient:
                     record.extra["queue_wait_ms"] = round(
                         record.extra.get("queue_wait_ms", 0.0) + waited_ms, 1
                     )
-                    result = self.model.invoke(lc_messages, **kwargs)
+                    result = (model or self.model).invoke(lc_messages, **kwargs)
         except LLMBusyError as exc:  # never reached the backend: no death or config check
             record.retries = max(0, attempts - 1)
             record.latency_ms = (time.perf_counter() - start) * 1000
@@ -496,6 +501,43 @@ class LLMClient:
             record.error = f"schema violation: {exc.message}"
             raise LLMError(f"LLM output violates the schema ({purpose}): {exc.message}") from exc
         return value
+
+    def tool_calls(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Any],
+        purpose: str,
+        max_tokens: int,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """A completion with OpenAI-style ``tools`` (the backend's native tool calling).
+
+        llama-cpp-python's server returns real ``tool_calls`` when started with
+        ``--chat_format chatml-function-calling``; OpenAI and vLLM do natively. The
+        arguments are *not* validated here (the caller validates them against each
+        tool's schema and the catalogue).
+
+        Args:
+            messages: chat messages.
+            tools: LangChain tools (or OpenAI tool dicts) offered to the model.
+            purpose: label recorded in :attr:`calls`.
+            max_tokens: cap on generated tokens.
+
+        Returns:
+            (``[{"name": str, "args": dict}, ...]`` in the model's order, the text content
+            when the model answered with text instead).
+
+        Raises:
+            LLMError: unreachable/timeout after retries, or the backend cannot bind tools.
+        """
+        try:
+            bound = self.model.bind_tools(list(tools), tool_choice="auto")
+        except NotImplementedError as exc:
+            raise LLMError(f"this chat model has no tool calling ({purpose})") from exc
+        message, record = self._invoke(messages, purpose, model=bound, **self._cap(max_tokens))
+        calls = [{"name": c["name"], "args": dict(c.get("args") or {})}
+                 for c in message.tool_calls or []]  # fmt: skip
+        record.extra["tool_calls"] = calls
+        return calls, _text(message)
 
     def yes_probability(self, messages: Sequence[Message], purpose: str) -> float:
         """P(Yes) for a Yes/No question, from the first token's logprobs.

@@ -18,6 +18,8 @@ STATE_TYPES = [
     ("recpilot.agent.state", "Intent"),
     ("recpilot.agent.state", "Plan"),
     ("recpilot.agent.state", "RecommendedItem"),
+    ("recpilot.agent.state", "PreviousTurn"),
+    ("recpilot.agent.state", "ShownDetail"),
     ("recpilot.stores.profiles", "UserProfile"),
 ]
 

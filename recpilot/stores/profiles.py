@@ -80,6 +80,7 @@ class UserProfile(BaseModel):
     user_id: str
     liked: list[str] = Field(default_factory=list)
     disliked: list[str] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list)  # said "already seen": never recommended
     avoid_categories: list[str] = Field(default_factory=list)
     preferences: list[str] = Field(default_factory=list)
     attributes: dict[str, str] = Field(default_factory=dict)
@@ -89,7 +90,7 @@ class UserProfile(BaseModel):
     def is_empty(self) -> bool:
         """True when nothing is remembered about the user."""
         return not (
-            self.liked or self.disliked or self.avoid_categories or self.preferences
+            self.liked or self.disliked or self.seen or self.avoid_categories or self.preferences
             or self.attributes or self.summary
         )  # fmt: skip
 
@@ -104,6 +105,11 @@ class UserProfile(BaseModel):
         self.liked = [i for i in self.liked if i != item_id]
         if item_id not in self.disliked:
             self.disliked.append(item_id)
+
+    def mark_seen(self, item_id: str) -> None:
+        """Record that the user has seen the item (it is never recommended again)."""
+        if item_id not in self.seen:
+            self.seen.append(item_id)
 
     def avoid(self, categories: list[str]) -> None:
         """Add hard category exclusions (catalogue spelling)."""

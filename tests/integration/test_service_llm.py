@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 KEY = "integration-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 FUNNEL = ["understand", "plan", "recall", "coarse", "fine", "respond", "remember"]
+AGENT = ["controller", "act", *FUNNEL]  # a turn with a message: the controller chooses first
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -84,7 +85,7 @@ def test_streamed_multi_turn_chat_with_the_llm(service):
                           timeout=300) as r:  # fmt: skip
             assert r.status_code == 200
             events = sse(r)
-        assert [d["node"] for e, d in events if e == "node"][:4] == FUNNEL[:4]
+        assert [d["node"] for e, d in events if e == "node"][:4] == AGENT[:4]
         assert events[-1][0] == "result", events[-1]
         result = events[-1][1]
         ids = {i["item_id"] for i in result["items"]}
@@ -131,7 +132,8 @@ def test_web_page_in_headless_chromium(service, tmp_path):
         assert items.count() == 5
         expect(page.locator("#run-id")).to_contain_text("run-", timeout=30_000)
         stages = page.locator("#timeline .stage")
-        assert stages.evaluate_all("rows => rows.map(r => r.dataset.node)") == FUNNEL
+        assert stages.evaluate_all("rows => rows.map(r => r.dataset.node)") == AGENT
+        expect(page.locator("#tool-calls li").first).to_contain_text("recommend(")
         for row in stages.all():
             assert row.locator(".ms").inner_text().endswith(("ms", " s"))
         page.locator('#timeline .stage[data-node="fine"]').click()

@@ -10,6 +10,18 @@ from langchain_core.messages import AIMessage
 from recpilot.llm.client import LLMClient
 
 
+class FakeChatModel(GenericFakeChatModel):
+    """LangChain's fake chat model that also accepts ``bind_tools`` (native tool calling):
+    the tools offered are kept in ``bound_tools`` and the next scripted answer (an
+    AIMessage with ``tool_calls``) is returned as the model's answer."""
+
+    bound_tools: list = []
+
+    def bind_tools(self, tools, *, tool_choice=None, **kwargs):  # noqa: ANN001, ANN201
+        self.bound_tools = list(tools)
+        return self
+
+
 def fake_llm(*answers: str | AIMessage, retries: int = 0) -> LLMClient:
     """A client whose model answers ``answers`` in order (strings become AIMessages).
 
@@ -17,7 +29,15 @@ def fake_llm(*answers: str | AIMessage, retries: int = 0) -> LLMClient:
     any other failed call.
     """
     messages = [a if isinstance(a, AIMessage) else AIMessage(content=a) for a in answers]
-    return LLMClient(GenericFakeChatModel(messages=iter(messages)), retries=retries, retry_wait_s=0)
+    return LLMClient(FakeChatModel(messages=iter(messages)), retries=retries, retry_wait_s=0)
+
+
+def tool_message(*calls: tuple[str, dict]) -> AIMessage:
+    """An answer with native ``tool_calls`` (as ChatOpenAI parses them)."""
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": n, "args": a, "id": f"call_{i}"} for i, (n, a) in enumerate(calls)],
+    )
 
 
 def yes_message(p_yes: float) -> AIMessage:

@@ -58,14 +58,24 @@ def test_llm_cannot_break_hard_constraints(tiny_settings):
 
 
 def test_garbage_from_the_llm_falls_back_everywhere(tiny_settings):
+    pipeline = tiny_settings.model_copy(update={"controller": "pipeline"})
     llm = fake_llm("not json", "{}", "[1, 2")
-    state, _ = run(tiny_settings, llm, user_id="u1", message="a comedy", fine_mode="listwise", k=3)
+    state, _ = run(pipeline, llm, user_id="u1", message="a comedy", fine_mode="listwise", k=3)
     assert len(state["items"]) == 3
     fb = " ".join(state["fallbacks"])
     assert "understand" in fb and "plan" in fb and "fine" in fb
     fine = [s for s in state["stages"] if s["stage"] == "fine"][0]
     assert fine["fell_back"]
     assert state["intent"].source == "rules" and state["plan"].source == "rules"
+
+
+def test_garbage_from_the_llm_controller_falls_back_to_the_rules(tiny_settings):
+    llm = fake_llm("not json", "{}")
+    state, _ = run(tiny_settings, llm, user_id="u1", message="a comedy", fine_mode="listwise", k=3)
+    assert len(state["items"]) == 3 and all("Comedy" in i.categories for i in state["items"])
+    assert [f.split(":")[0] for f in state["fallbacks"]] == ["controller", "fine"]
+    assert state["controller"]["source"] == "rules" and state["plan"].source == "rules"
+    assert [c.purpose for c in llm.calls] == ["controller", "fine_listwise"]
 
 
 def test_no_llm_skips_fine_stage(tiny_settings):

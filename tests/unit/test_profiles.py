@@ -163,7 +163,8 @@ PLAN = {"channels": ["semantic", "popularity"], "per_channel": 50}
 def test_sample_generation_seeds_collaborative_recall_with_valid_items_only(tiny_settings):
     proposals = {"titles": ["The Lion King (1994)", "Scream", "Toy Story", "Frozen (2013)"]}
     llm = fake_llm(json.dumps(INTENT), json.dumps(PLAN), json.dumps(proposals))
-    services = build_services(tiny_settings, llm)
+    pipeline = tiny_settings.model_copy(update={"controller": "pipeline"})  # LLM understand
+    services = build_services(pipeline, llm)
     state = build_graph().invoke(
         turn_input(None, "I loved Toy Story, something for my kids, no horror", k=3,
                    fine_mode="off", sample_generation=True),

@@ -95,7 +95,8 @@ def test_chat_streams_node_events_then_the_result_and_keeps_the_thread(client):
         names = [e for e, _ in events]
         assert names[-1] == "result" and set(names[:-1]) == {"node"}
         nodes = [d["node"] for e, d in events if e == "node"]
-        assert nodes == ["understand", "plan", "recall", "coarse", "respond", "remember"]
+        assert nodes == ["controller", "act", "understand", "plan", "recall", "coarse", "respond",
+                         "remember"]  # fmt: skip
         assert all(d["ms"] >= 0 and d["end_ms"] >= d["start_ms"] for e, d in events if e == "node")
         result = events[-1][1]
         assert result["thread_id"] == "svc-t1" and result["constraints"]["exclude_categories"] == [

@@ -87,17 +87,19 @@ def test_no_per_turn_field_leaks_into_the_next_turn(tiny_settings):
     cfg = {"configurable": {"thread_id": "leak"}}
     first = graph.invoke(turn_input("u1", "a comedy", k=2, fine_mode="off"), cfg, context=svc)
     second = graph.invoke(turn_input("u1", None, k=2, fine_mode="off"), cfg, context=svc)
-    assert [f.split(":")[0] for f in first["fallbacks"]] == ["understand", "plan"]
+    assert [f.split(":")[0] for f in first["fallbacks"]] == ["controller"]  # then the rules
     assert [f.split(":")[0] for f in second["fallbacks"]] == ["plan"]  # no message this time
     assert [s["stage"] for s in second["stages"]].count("understand") == 1
     assert second["previous"].item_ids == [i.item_id for i in second["items"]]
+    assert first["tool_calls"] and not second["tool_calls"] and second["funnel"] is None
 
 
 def test_stage_records_carry_reason_codes(tiny_settings):
     llm = fake_llm("not json", "{}")
+    pipeline = tiny_settings.model_copy(update={"controller": "pipeline"})  # LLM understand
     state = build_graph().invoke(
         turn_input("u1", "a comedy", k=2, fine_mode="off"),
-        context=build_services(tiny_settings, llm),
+        context=build_services(pipeline, llm),
     )
     codes = {s["stage"]: s["codes"] for s in state["stages"]}
     assert Code.LLM_FAILED in codes["understand"] and Code.RULES_ONLY in codes["understand"]

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
+from pathlib import Path
 
 from langgraph.runtime import Runtime
 
 from recpilot.agent.services import Services, default_services
 from recpilot.agent.state import Code, StageRecord, State
+from recpilot.data.meta import read_meta
+
+
+@lru_cache(maxsize=8)
+def _noun(dataset_dir: Path) -> str:
+    try:
+        return read_meta(dataset_dir).item_noun or "item"
+    except (OSError, ValueError):
+        return "item"
+
+
+def item_noun(svc: Services) -> str:
+    """What an item is called in the run's dataset ("movie"; "item" when unknown)."""
+    return _noun(svc.settings.dataset_dir)
 
 
 def services_of(runtime: Runtime[Services] | None) -> Services:

@@ -136,7 +136,8 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
         extra = {c for c in usable_channels(warm, bool(intent.query), True) if c in fed}
         usable = [c for c in channels_registry.channel_names() if c in usable or c in extra]
     keep = max(settings.coarse_keep, state.get("k", 10))
-    fine_mode = state.get("fine_mode") or settings.fine_mode
+    asked = (state.get("funnel") or {}).get("fine_mode")
+    fine_mode = state.get("fine_mode") or asked or settings.fine_mode
     if svc.llm is None:
         fine_mode = "off"
     result = rules_plan(warm, usable, settings.recall_per_channel, keep, fine_mode, why)
@@ -155,6 +156,8 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
             update={"channels": list(fixed), "source": "request", "reason": "channels fixed"}
         )
         codes.append(Code.CHANNELS_FIXED)
+    elif state.get("tool_calls"):  # the controller's one call was this turn's plan
+        codes.append(Code.RULES_ONLY)
     elif settings.planner == "llm" and svc.llm is not None and not llm_down:
         facts = "\n".join(
             [

@@ -72,6 +72,8 @@ def remember(state: State, runtime: Runtime[Services]) -> dict:
                 state, "remember", started, 0, note="anonymous: not stored", codes=[Code.ANONYMOUS]
             )
         }
+    if state.get("intent") is None:  # a tools-only turn: feedback/profile tools wrote already
+        return {"stages": record(state, "remember", started, 0, note="tools only")}
     svc = services_of(runtime)
     message = state.get("message") or ""
     stated = parse_constraints(message, svc.catalogue).exclude_categories if message else []

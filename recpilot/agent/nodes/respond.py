@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 
 from recpilot.agent.nodes.common import record, services_of
 from recpilot.agent.services import Services
-from recpilot.agent.state import Candidate, PreviousTurn, RecommendedItem, State
+from recpilot.agent.state import Candidate, PreviousTurn, RecommendedItem, ShownDetail, State
 from recpilot.data.catalogue import Catalogue
 from recpilot.funnel.recall import by_explain_order, get_channel
 
@@ -53,7 +53,16 @@ def respond(state: State, runtime: Runtime[Services]) -> dict:
     and the thread's ``previous`` turn."""
     started = time.perf_counter()
     svc = services_of(runtime)
-    k = state.get("k", 10)
+    replies = list(state.get("tool_replies") or [])
+    if state.get("tool_calls") and state.get("funnel") is None:  # no funnel this turn
+        reply = "\n".join(replies) or "OK."
+        return {
+            "items": [],
+            "reply": reply,
+            "messages": [AIMessage(reply)],
+            "stages": record(state, "respond", started, 0, note="tools only"),
+        }
+    k = state["intent"].k or state.get("k", 10)
     query = state["intent"].query
     items = []
     for rank, cand in enumerate(state.get("candidates", [])[:k], start=1):
@@ -75,11 +84,32 @@ def respond(state: State, runtime: Runtime[Services]) -> dict:
         reply = f"Here are {len(items)} picks: {listing}."
     else:
         reply = "No item in the catalogue matches these constraints; try loosening them."
+    reply = "\n".join([*replies, reply])
+    by_id = {c["item_id"]: c for c in state.get("candidates", [])}
+    details = [
+        ShownDetail(
+            item_id=i.item_id,
+            sources=dict(by_id[i.item_id].get("sources", {})),
+            seed_item=by_id[i.item_id].get("seed_item"),
+            coarse=by_id[i.item_id].get("coarse"),
+            fine=by_id[i.item_id].get("fine"),
+            final=by_id[i.item_id].get("final"),
+            reason=i.reason,
+        )
+        for i in items
+    ]
+    plan = state.get("plan")
+    previous = PreviousTurn(
+        intent=state["intent"],
+        item_ids=[i.item_id for i in items],
+        details=details,
+        channels=list(plan.channels) if plan else [],
+    )
     return {
         "items": items,
         "reply": reply,
         "messages": [AIMessage(reply)],
         "shown": [i.item_id for i in items],
-        "previous": PreviousTurn(intent=state["intent"], item_ids=[i.item_id for i in items]),
+        "previous": previous,
         "stages": record(state, "respond", started, len(items)),
     }

@@ -144,9 +144,12 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
     codes: list[Code] = []
     llm_down = state.get("llm_down", False)
     fell_back = False
-    if message and (svc.llm is None or llm_down):
+    funnel = state.get("funnel")
+    if funnel is not None:  # the controller's recommend/refine call: no LLM call here
+        intent = from_funnel(funnel, rules, query)
+    elif message and (svc.llm is None or llm_down):
         codes.append(Code.RULES_ONLY)
-    if message and svc.llm is not None and not llm_down:
+    elif message and svc.llm is not None and not llm_down:
         categories = svc.catalogue.category_vocabulary()
         prompt = load_prompt("understand").format(
             categories=", ".join(categories), context=_context(state)
@@ -174,7 +177,8 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
             codes += [Code.LLM_FAILED, Code.RULES_ONLY]
             codes += [Code.LLM_UNREACHABLE] if err.unreachable else []
             fallbacks.append(f"understand: LLM failed ({err}); used rules only")
-    if message and is_follow_up(intent.query or message):
+    refining = funnel is not None and str(funnel.get("note", "")).startswith("refine")
+    if message and not refining and is_follow_up(intent.query or message):
         intent = follow_up(intent, previous_turn(state))
         codes.append(Code.FOLLOW_UP)
     if intent.constraints.include_categories or intent.constraints.exclude_categories:
@@ -200,6 +204,15 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
     previous = previous.model_copy(
         update={"exclude_categories": [c for c in previous.exclude_categories if c not in lifted]}
     )
+    if funnel is not None:  # positives of a new request replace the thread's; negatives stay
+        stated = intent.constraints
+        fresh: dict = {"exclude_items": [*previous.exclude_items, *funnel.get("exclude_items", [])]}
+        years_stated = stated.year_min is not None or stated.year_max is not None
+        if funnel.get("replace_years") or years_stated:
+            fresh |= {"year_min": None, "year_max": None}
+        if funnel.get("replace_includes") or stated.include_categories:
+            fresh["include_categories"] = []
+        previous = previous.model_copy(update=fresh)
     requested = state.get("request_constraints") or Constraints()
     constraints = previous.merged(requested).merged(intent.constraints)
     constraints.include_categories = [
@@ -227,6 +240,38 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
         "llm_down": llm_down,
         "stages": record(state, "understand", started, 0, fell_back, note, codes),
     }
-    if message:
+    if message and not state.get("tool_calls"):  # the controller added it already
         update["messages"] = [HumanMessage(message)]
     return update
+
+
+def from_funnel(funnel: dict, rules: Constraints, query: str) -> Intent:
+    """The intent of a controller's funnel request (``tools.base.FunnelRequest`` as a dict).
+
+    Hard constraints the rules read in the message are kept on top of the request's
+    (as on the LLM-understand path: a small model sometimes drops or flips them).
+    """
+    asked = Constraints(
+        include_categories=funnel.get("include_categories", []),
+        exclude_categories=funnel.get("exclude_categories", []),
+        year_min=funnel.get("year_min"),
+        year_max=funnel.get("year_max"),
+    )
+    cons = asked.merged(rules) if not funnel.get("replace_years") else asked.merged(
+        rules.model_copy(update={"year_min": None, "year_max": None}))  # fmt: skip
+    if cons.year_min is not None and cons.year_max is not None and cons.year_min > cons.year_max:
+        cons.year_min, cons.year_max = asked.year_min, asked.year_max
+    cons.include_categories = [c for c in cons.include_categories
+                               if c not in cons.exclude_categories]  # fmt: skip
+    refine = str(funnel.get("note", "")).startswith("refine")
+    text = funnel.get("query") or ""
+    return Intent(
+        query=text if refine else (strip_constraints(text) or query),
+        constraints=cons,
+        liked_items=list(funnel.get("seed_items", [])),
+        boost_categories=list(funnel.get("boost_categories", [])),
+        penalize_categories=list(funnel.get("penalize_categories", [])),
+        k=funnel.get("k"),
+        source="agent",
+        note=funnel.get("note", ""),
+    )

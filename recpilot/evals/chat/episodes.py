@@ -70,18 +70,25 @@ SETTINGS: tuple[Setting, ...] = ("known", "new")
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """One agent configuration: LLM on/off, planner, fine-ranking mode."""
+    """One agent configuration: LLM on/off, planner, fine-ranking mode, chat controller
+    (``settings.controller``: the LLM agent, the rules agent, or the earlier fixed
+    understand → plan pipeline)."""
 
     use_llm: bool
     planner: Literal["llm", "rules"]
     fine_mode: Literal["pointwise", "listwise", "off"]
     description: str
+    controller: Literal["llm", "rules", "pipeline"] = "llm"
 
 
 PIPELINES: dict[str, PipelineSpec] = {
-    "rules": PipelineSpec(False, "rules", "off", "rules controller, no LLM"),
-    "llm": PipelineSpec(True, "llm", "off", "LLM understanding + plan, fine ranking off"),
-    "llm+fine": PipelineSpec(True, "llm", "listwise", "LLM controller + listwise fine ranking"),
+    "rules": PipelineSpec(False, "rules", "off", "rules controller, no LLM", "rules"),
+    "llm": PipelineSpec(True, "llm", "off", "LLM agent controller (one call a turn), fine off"),
+    "llm+fine": PipelineSpec(True, "llm", "listwise", "LLM agent controller + listwise fine"),
+    "pipeline": PipelineSpec(
+        True, "llm", "off", "the earlier fixed workflow: LLM understanding + plan, fine off",
+        "pipeline",
+    ),
 }
 
 
@@ -432,7 +439,7 @@ def run_episode(
                 violations=_violations(shown, stated),
                 repeated=sum(1 for i in ids if i in seen_before),
                 asked=asks_question(Observation(reply=result.reply, items=shown)),
-                plan_source=result.plan.source,
+                plan_source=result.plan.source if result.plan else "tools",
                 sim_calls=message.sim_calls,
                 sim_ms=message.sim_ms,
                 sim_tokens=message.sim_prompt_tokens + message.sim_completion_tokens,
@@ -485,6 +492,7 @@ def agent_settings(settings: Settings, spec: PipelineSpec, scratch: Path, url: s
         "store_url": None,
         "planner": spec.planner,
         "fine_mode": spec.fine_mode,
+        "controller": spec.controller,
     }
     if spec.use_llm and url:
         update["llm_base_url"] = url

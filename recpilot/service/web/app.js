@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { thread: null, running: false };
+const state = { thread: null, running: false, lastResult: null };
 
 function newThread() {
   state.thread = "web-" + Math.random().toString(16).slice(2, 10);
@@ -98,12 +98,29 @@ function renderTrace(trace) {
   if (trace.dropped_ids.length) {
     extra.append(el("p", { class: "warn" }, "dropped invalid ids: " + trace.dropped_ids.join(", ")));
   }
+  renderTools(extra, state.lastResult);
+}
+
+// The controller's chosen tools with their arguments, and its repairs (agent turns).
+function renderTools(extra, result) {
+  if (!result || !result.tools || !result.tools.length) return;
+  const ctl = result.controller || {};
+  const list = el("ul", { class: "tools", id: "tool-calls" });
+  for (const call of result.tools) {
+    list.append(el("li", {}, `${call.name}(${JSON.stringify(call.args)})`));
+  }
+  extra.append(el("p", {}, `tools chosen by the ${ctl.source || "?"} controller:`), list);
+  for (const r of ctl.repairs || []) extra.append(el("p", { class: "warn" }, "repair: " + r));
 }
 
 function renderItems(bubble, result) {
-  // the reply lists the titles after "…picks:"; the list below shows them, so keep the lead-in
-  const cut = result.items.length ? result.reply.indexOf(":") : -1;
-  bubble.textContent = cut >= 0 ? result.reply.slice(0, cut + 1) : result.reply;
+  // the reply lists the titles after "Here are N picks:"; the list below shows them, so
+  // keep the tools' lines and the lead-in only
+  const lines = result.reply.split("\n").map((line) => {
+    const cut = line.startsWith("Here are ") ? line.indexOf(":") : -1;
+    return cut >= 0 && result.items.length ? line.slice(0, cut + 1) : line;
+  });
+  bubble.textContent = lines.join("\n");
   const list = el("ol", { class: "items", id: "items" });
   for (const it of result.items) {
     list.append(el("li", { class: "item", "data-item-id": it.item_id },
@@ -161,6 +178,7 @@ async function send(message) {
         bubble.textContent = `running … ${payload.node} done (${fmtMs(payload.ms)})`;
         renderTimeline(live, payload.end_ms);
       } else if (event === "result") {
+        state.lastResult = payload;
         renderItems(bubble, payload);
         $("status").textContent = `run ${payload.run_id}: ${fmtMs(payload.total_ms)}`;
         const trace = await fetch("/v1/traces/" + payload.run_id, { headers: headers() });

@@ -1,0 +1,1 @@
+"""``recpilot eval-agent``: the chat controller scored on a labelled conversation set."""

@@ -22,6 +22,8 @@ same shape from MovieLens latest-small (real titles, genres and co-rating struct
 
 It is read by the normal ``recpilot data ingest`` (``--liked top-share:0.5``), so the
 evaluation sees a timestamp-less dataset and holds out a seeded random item per user.
+It is for timing only: the ~3 copies of one real user share items, so a held-out item
+is often in a sibling's history and the metrics on it are inflated.
 """
 
 from __future__ import annotations

@@ -72,8 +72,20 @@ def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            found.append((node.lineno, target))
+            # ``from recpilot import service`` / ``from .. import cli`` import a module:
+            # judge the module named, not the package it is taken from
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.append((node.lineno, sub if is_module(sub) else target))
     return [(line, t) for line, t in found if t == "recpilot" or t.startswith("recpilot.")]
+
+
+def is_module(dotted: str) -> bool:
+    """True when ``dotted`` (``recpilot.x.y``) is a module or package of this project."""
+    if not dotted.startswith("recpilot."):
+        return False
+    path = PACKAGE.joinpath(*dotted.split(".")[1:])
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def all_modules() -> list[Path]:
@@ -118,3 +130,13 @@ def test_every_module_belongs_to_a_layer():
 def test_the_rule_itself(source, target, allowed):
     (s_layer, s_rank), (t_layer, t_rank) = layer_of(source), layer_of(target)
     assert (s_layer == t_layer or t_rank < s_rank) is allowed
+
+
+def test_imports_of_names_the_module_a_from_import_takes(tmp_path):
+    """``from recpilot import service`` and ``from .. import cli`` are judged as imports of
+    ``recpilot.service`` and ``recpilot.cli``, not of the root package."""
+    funnel = PACKAGE / "funnel" / "coarse_rank.py"
+    fake = tmp_path / "coarse_rank.py"
+    fake.write_text("from recpilot import service\nfrom .. import cli\nfrom . import fine_rank\n")
+    targets = [t for _, t in imports_of(fake, module_name(funnel))]
+    assert targets == ["recpilot.service", "recpilot.cli", "recpilot.funnel.fine_rank"]

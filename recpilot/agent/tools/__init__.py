@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from langchain_core.tools import StructuredTool
@@ -104,17 +106,11 @@ def calls_schema(categories: list[str] | None = None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-# the tools, in prompt order (each module registers itself)
-from recpilot.agent.tools import (  # noqa: E402,F401
-    compare,
-    explain,
-    feedback,
-    item_info,
-    profile,
-    recommend,
-    refine,
-    reply,
-)
+# every module of this package but ``base`` is a tool that registers itself: a new tool
+# is one file
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module != "base" and not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "AgentTool", "FunnelRequest", "ToolContext", "ToolOutcome", "agent_tools", "calls_schema",

@@ -2,11 +2,14 @@
 
 The contract and registry are in :mod:`~recpilot.funnel.recall.base`; each channel is
 one module here (``semantic``, ``i2i``, ``collaborative``, ``popularity``, ordered by their
-``plan_order``). :class:`~recpilot.funnel.recall.stage.Recall`
-runs the planned channels and merges their hits.
+``plan_order``). Every module of this package is imported below, so a new channel is one
+file that decorates its class with ``@register``; nothing else is edited.
+:class:`~recpilot.funnel.recall.stage.Recall` runs the planned channels and merges their hits.
 """
 
-from recpilot.funnel.recall import collaborative, i2i, popularity, semantic  # noqa: F401
+import importlib
+import pkgutil
+
 from recpilot.funnel.recall.base import (
     Hit,
     RecallChannel,
@@ -24,6 +27,11 @@ from recpilot.funnel.recall.base import (
     user_state_channels,
 )
 from recpilot.funnel.recall.stage import Recall, RecallCandidate
+
+_NOT_CHANNELS = {"base", "stage"}
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in _NOT_CHANNELS and not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")  # each channel module registers itself
 
 __all__ = [
     "Hit",

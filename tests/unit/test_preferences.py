@@ -115,3 +115,34 @@ def test_a_named_title_is_not_read_as_a_category(films):
     r = read_titles(films, "I loved Star Wars")
     assert parse_constraints(r.rest, films).is_empty()
     assert r.liked == ["1"]
+
+
+def test_the_llm_cannot_turn_a_soft_preference_into_a_filter():
+    from recpilot.agent.nodes.understand import combine
+
+    rules = Constraints(prefer_categories=["Drama"], exclude_items=["7"])
+    llm = {"include_categories": ["Drama", "Comedy"], "exclude_categories": [],
+           "year_min": 0, "year_max": 0}  # fmt: skip
+    out = combine(rules, llm)
+    assert out.include_categories == ["Comedy"]  # only what the rules did not read as soft
+    assert out.prefer_categories == ["Drama"] and out.exclude_items == ["7"]
+
+
+def test_understand_reads_named_and_hated_titles_without_an_llm(tiny_settings):
+    from recpilot.agent.graph import build_graph, turn_input
+    from recpilot.agent.services import build_services
+
+    svc = build_services(tiny_settings, None)
+    message = "I loved Fargo and I mostly enjoy Crime, but I hate Alien"
+    state = build_graph().invoke(turn_input(None, message, 5), context=svc)
+    assert state["intent"].liked_items == ["11"]
+    assert "6" in state["thread_constraints"].exclude_items
+    assert state["thread_constraints"].prefer_categories == ["Crime"]
+    shown = [i.item_id for i in state["items"]]
+    assert "6" not in shown and "11" not in shown
+    notes = {s["stage"]: s["note"] for s in state["stages"]}
+    assert "titles named: 11" in notes["understand"] and "avoided: Alien" in notes["understand"]
+    assert "soft preferences: +Crime" in notes["recall"]
+    off = build_services(tiny_settings.model_copy(update={"named_titles": False}), None)
+    state = build_graph().invoke(turn_input(None, message, 5), context=off)
+    assert state["intent"].liked_items == []

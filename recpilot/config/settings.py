@@ -115,9 +115,10 @@ class Settings(BaseSettings):
 
     # -- controller / fine ranking -----------------------------------------------------
     controller: Literal["llm", "rules", "pipeline"] = Field(
-        default="llm",
-        description="Who chooses each chat turn's tools: the LLM (one call; rules on failure), "
-        "the rules, or 'pipeline' (the earlier fixed understand → plan workflow).",
+        default="rules",
+        description="Who chooses each chat turn's tools: the rules (default: the embedded "
+        "1.5B model chose worse tools than the rules, see README), the LLM (one call; rules "
+        "on failure), or 'pipeline' (the earlier fixed understand → plan workflow).",
     )
     controller_call: Literal["json_schema", "tool_calls"] = Field(
         default="json_schema",

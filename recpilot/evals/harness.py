@@ -88,7 +88,8 @@ FINE_WEIGHTS = [round(w, 2) for w in np.linspace(0.0, 1.0, 11)]
 Protocol = Literal["full", "sampled-uniform", "sampled-popularity"]
 
 
-SECRET_SETTINGS = {"llm_api_key", "embedding_api_key", "api_keys"}  # kept out of outputs
+# kept out of outputs
+SECRET_SETTINGS = {"llm_api_key", "embedding_api_key", "api_keys", "user_api_keys"}
 
 
 class EvalConfig(BaseModel):

@@ -1,4 +1,6 @@
-"""eval-chat with the LLM controller on the real embedded LLM (tiny run: 2 users, 2 turns)."""
+"""eval-chat with an LLM pipeline on the real embedded LLM (tiny run: 2 users, 2 turns): the
+fixed understand → plan workflow, whose LLM reads every message (the LLM controller is
+covered by ``test_agent_embedded.py``)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ def test_tiny_eval_chat_with_the_llm_controller(
     ml100k_home: Path, embedded_llm: str, tmp_path: Path
 ) -> None:
     settings = Settings(home=ml100k_home, _env_file=None)
-    config = ChatEvalConfig(users=2, turns=2, pipelines=["llm"], out_dir=tmp_path / "run")
+    config = ChatEvalConfig(users=2, turns=2, pipelines=["pipeline"], out_dir=tmp_path / "run")
     raw = run_chat_eval(settings, config, llm_base_url=embedded_llm)
     eps = [Episode.model_validate(e) for e in raw["episodes"]]
     assert sorted((e.setting, e.user_id) for e in eps) == sorted(
@@ -35,6 +37,6 @@ def test_tiny_eval_chat_with_the_llm_controller(
         guard = LeakageGuard(catalogue.get(e.target).title)
         assert all(guard.clean(t.message) for t in e.turns)
     results = summarize_run(raw)
-    assert results["results"]["known"]["llm"]["cost"]["llm_calls_per_turn"] >= 1
+    assert results["results"]["known"]["pipeline"]["cost"]["llm_calls_per_turn"] >= 1
     paths = write_outputs(results, tmp_path / "run")
-    assert "| new | llm | 2 |" in paths["markdown"].read_text()
+    assert "| new | pipeline | 2 |" in paths["markdown"].read_text()

@@ -55,7 +55,10 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_no_horror_holds_two_turns_later_survives_restart_and_forget_erases(home, embedded_llm):
     user, thread = "h4-viewer", "h4-thread"
-    with Recommender(settings_for(home, embedded_llm)) as rec:
+    # the fixed workflow, whose LLM reads every message (the rules controller, the default,
+    # makes no LLM call on these turns; its threads are tested in test_agent_embedded.py)
+    settings = settings_for(home, embedded_llm).model_copy(update={"controller": "pipeline"})
+    with Recommender(settings) as rec:
         first = rec.run(user, "no horror please, something exciting", 10, fine_mode="off",
                         thread_id=thread)  # fmt: skip
         rec.run(user, "maybe a comedy", 10, fine_mode="off", thread_id=thread)

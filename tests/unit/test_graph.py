@@ -71,7 +71,8 @@ def test_garbage_from_the_llm_falls_back_everywhere(tiny_settings):
 
 def test_garbage_from_the_llm_controller_falls_back_to_the_rules(tiny_settings):
     llm = fake_llm("not json", "{}")
-    state, _ = run(tiny_settings, llm, user_id="u1", message="a comedy", fine_mode="listwise", k=3)
+    settings = tiny_settings.model_copy(update={"controller": "llm"})
+    state, _ = run(settings, llm, user_id="u1", message="a comedy", fine_mode="listwise", k=3)
     assert len(state["items"]) == 3 and all("Comedy" in i.categories for i in state["items"])
     assert [f.split(":")[0] for f in state["fallbacks"]] == ["controller", "fine"]
     assert state["controller"]["source"] == "rules" and state["plan"].source == "rules"

@@ -143,6 +143,9 @@ def test_understand_reads_named_and_hated_titles_without_an_llm(tiny_settings):
     notes = {s["stage"]: s["note"] for s in state["stages"]}
     assert "titles named: 11" in notes["understand"] and "avoided: Alien" in notes["understand"]
     assert "soft preferences: +Crime" in notes["recall"]
-    off = build_services(tiny_settings.model_copy(update={"named_titles": False}), None)
+    # the understand step's own reading (the fixed workflow), switched off
+    off = build_services(
+        tiny_settings.model_copy(update={"named_titles": False, "controller": "pipeline"}), None
+    )
     state = build_graph().invoke(turn_input(None, message, 5), context=off)
     assert state["intent"].liked_items == []

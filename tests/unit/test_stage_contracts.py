@@ -82,7 +82,8 @@ def test_turn_input_resets_every_scratch_field():
 
 
 def test_no_per_turn_field_leaks_into_the_next_turn(tiny_settings):
-    svc = build_services(tiny_settings, fake_llm())  # every LLM call fails: fallbacks
+    llm_controller = tiny_settings.model_copy(update={"controller": "llm"})
+    svc = build_services(llm_controller, fake_llm())  # every LLM call fails: fallbacks
     graph = build_graph(InMemorySaver())
     cfg = {"configurable": {"thread_id": "leak"}}
     first = graph.invoke(turn_input("u1", "a comedy", k=2, fine_mode="off"), cfg, context=svc)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from recpilot.llm import build as llm_build
 from recpilot.llm.client import LLMClient
-from recpilot.llm.server import EmbeddedLLMServer, ensure_gguf
+from recpilot.llm.server import EmbeddedLLMServer, ensure_gguf, other_llama_servers
 
 llm_app = typer.Typer(no_args_is_help=True, help="The LLM: build, fetch, check, serve.")
 
@@ -103,10 +104,16 @@ def llm_check(
 
     Starts the embedded server (unless RECPILOT_LLM_BASE_URL is set), runs two fixed
     prompts and exits 1 when the LLM cannot answer (2 for a misconfigured endpoint).
+    Each step is printed to stderr as it starts; other llama.cpp servers on the machine
+    and the 1-minute load average are reported, since both lower the figures.
     """
     cli = _cli()
     settings = cli.settings_from(ctx)
     console, err = cli.console, cli.err_console
+
+    def step(message: str) -> None:  # plain lines: they show in logs and under `timeout` too
+        err.print(f"[dim]{escape(message)}[/]")
+
     report: dict[str, object] = {"model": settings.llm_model}
     with cli.clean_errors():
         with contextlib.ExitStack() as stack:
@@ -114,6 +121,7 @@ def llm_check(
                 report["backend"] = f"OpenAI-compatible endpoint {settings.llm_base_url}"
                 base_url = settings.llm_base_url
             else:
+                step("reading the installed llama-cpp-python build …")
                 info = llm_build.system_info() or "(llama_cpp does not load)"
                 version = llm_build.installed_version()
                 report["backend"] = f"embedded llama-cpp-python {version} (llama.cpp server)"
@@ -121,15 +129,28 @@ def llm_check(
                 marker = llm_build.installed_build()
                 report["cmake_args"] = " ".join(marker["cmake_args"]) if marker else "(unknown)"
                 if llm_build.is_x86_64():
+                    step("probing the CPU's instruction sets …")
                     refused = llm_build.refused_in_build(info, llm_build.probe_features())
                     if refused:
                         report["unsafe"] = refused
-                with err.status("starting the embedded LLM …"):
-                    server = stack.enter_context(EmbeddedLLMServer(settings))
+                step("starting the embedded LLM server (the model is assembled first if "
+                     "missing) …")  # fmt: skip
+                started = time.perf_counter()
+                server = stack.enter_context(EmbeddedLLMServer(settings))
+                step(f"ready in {time.perf_counter() - started:.1f} s at {server.base_url}")
                 base_url = server.base_url
+                others = other_llama_servers()
+                if others:
+                    report["other_llama_servers"] = others
+                    err.print(
+                        f"[yellow]warning:[/] {len(others)} other llama.cpp server(s) running "
+                        f"(pid {', '.join(map(str, others))}): they share the CPU, so the "
+                        "speeds below are lower than this machine's"
+                    )
+                report["load_average_1m"] = round(os.getloadavg()[0], 2)
+                step("measuring prompt and generation speed (two fixed prompts) …")
             client = LLMClient.from_settings(settings, base_url)
-            with err.status("measuring …"):
-                speed = client.measure_speed(CHECK_PROMPT, ANSWER_PROMPT)
+            speed = client.measure_speed(CHECK_PROMPT, ANSWER_PROMPT)
     report.update(speed.model_dump())
     if as_json:
         print(json.dumps(report, indent=2))

@@ -91,7 +91,8 @@ def fix_for(returncode: int) -> str:
         )
     if returncode == -signal.SIGKILL:
         return (
-            "it was killed (out of memory? see dmesg); free memory or lower "
+            "it was killed with SIGKILL (by a person, a supervisor, or the kernel's "
+            "out-of-memory killer: see dmesg); if memory ran out, free memory or lower "
             "RECPILOT_LLM_CONTEXT_TOKENS"
         )
     return "see the log; `recpilot llm check` starts a fresh server and reports"
@@ -115,6 +116,32 @@ def death_report(base_url: str | None, wait_s: float = 0.0) -> str | None:
 
 
 # -- the GGUF ------------------------------------------------------------------------------
+
+
+def other_llama_servers(proc: Path = Path("/proc")) -> list[int]:
+    """Process ids of llama.cpp servers running on this machine besides our own.
+
+    Two llama servers on a small machine slow each other down by an order of magnitude
+    (measured: 2 cores, generation ~10 → ~0.9 tokens/s), so ``recpilot llm check`` names
+    them next to its speed figures.
+
+    Args:
+        proc: the proc filesystem (a folder of ``<pid>/cmdline`` files in tests).
+
+    Returns:
+        Pids (ascending) whose command line runs ``llama_cpp.server`` and that are not
+        servers this process started; empty where ``proc`` cannot be read.
+    """
+    ours = {server._proc.pid for server in _LIVE.values() if server._proc is not None}
+    found = []
+    for entry in proc.glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"llama_cpp.server" in cmdline and int(entry.name) not in ours:
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def _marker(gguf: Path) -> Path:

@@ -282,3 +282,15 @@ def test_auto_json_mode_adapts_to_a_llama_server_behind_a_base_url(tmp_path):
             LLMClient.from_settings(fixed, url).json(MSGS, SCHEMA, "plan", 10)
     finally:
         server.shutdown()
+
+
+def test_other_llama_servers_are_found_by_their_command_line(tmp_path):
+    """`llm check` names other llama.cpp servers sharing the CPU (they lower its figures)."""
+    for pid, cmd in {"41": b"python\0-m\0llama_cpp.server\0--model\0x.gguf\0",
+                     "42": b"python\0-m\0recpilot.cli\0serve\0",
+                     "7": b"/work/.venv/bin/python\0-m\0llama_cpp.server\0"}.items():  # fmt: skip
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "cmdline").write_bytes(cmd)
+    (tmp_path / "self").mkdir()  # not a pid
+    assert llm_server.other_llama_servers(tmp_path) == [7, 41]
+    assert llm_server.other_llama_servers(tmp_path / "missing") == []

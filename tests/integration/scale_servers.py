@@ -20,15 +20,21 @@ import pytest
 HOW = "start them with: eval \"$(.ci/servers start)\" (as root; see .ci/servers)"
 
 
+def unavailable(message: str) -> None:
+    """An outside requirement of a test (a server, a browser) is missing: skip with
+    ``message`` locally, but FAIL under ``CI=true`` — CI never skips a test silently."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def need(var: str) -> str:
     """The value of ``var``, or skip (locally) / fail (CI) with how to start the servers."""
     value = os.environ.get(var)
     if value:
         return value
-    message = f"{var} is not set: the PostgreSQL and Chroma servers are not running; {HOW}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(f"{var} is not set: the PostgreSQL and Chroma servers are not running; {HOW}")
+    raise AssertionError("unreachable")  # unavailable() always raises
 
 
 def database_url() -> str:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 
-from recpilot.agent.intent_rules import _negated, parse_constraints, strip_constraints
+from recpilot.agent.intent_rules import parse_constraints, strip_constraints
 from recpilot.agent.refs import references_in
-from recpilot.data.catalogue import Catalogue
-from recpilot.data.mentions import find_mentions
+from recpilot.data.catalogue import Catalogue, Constraints
+from recpilot.data.preferences import read_titles
 
 _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier)?"
@@ -93,10 +93,6 @@ _COUNT = re.compile(
     r"(?:movies|films|items|picks|suggestions|recommendations|titles|ones|options|[a-z-]+(?:ies|s))\b"
 )
 _TOP = re.compile(r"\btop\s+(\d{1,2})\b|\b(\d{1,2})\s+more\b")
-_AVOID_NAME = re.compile(
-    r"\b(?:hate|hated|no more|nothing from|nothing with|not|no|avoid|skip|without|sick of|tired of"
-    r"|except)\s+(?:the\s+)?((?:[A-Z][\w'’:-]*\s?){1,4})"
-)
 _BOOST = re.compile(r"\b(?:ideally|preferably|maybe|bonus if|if possible|would be nice)\b")
 
 
@@ -116,28 +112,9 @@ def requested_k(text: str) -> int | None:
     return None
 
 
-def named_titles(text: str, catalogue: Catalogue) -> tuple[list[str], list[str]]:
-    """(titles named positively, titles/franchises named negatively) in ``text``."""
-    liked: list[str] = []
-    avoid: list[str] = []
-    for m in _AVOID_NAME.finditer(text):
-        name = m.group(1).strip(" ,.!?")
-        if len(name) >= 3 and name.split()[0].lower() not in {"i", "more", "the", "a"}:
-            avoid.append(name)
-    for mention in find_mentions(catalogue, text):
-        title = text[mention.start : mention.end]
-        if _negated(text.lower(), mention.start) or any(title.startswith(a) or a.startswith(title)
-                                                        for a in avoid):  # fmt: skip
-            if title not in avoid:
-                avoid.append(title)
-        else:
-            liked.append(title)
-    return liked, avoid
-
-
-def _recommend_args(text: str, catalogue: Catalogue, liked: list[str], avoid: list[str]) -> dict:
-    cons = parse_constraints(text, catalogue)
-    args: dict = {"query": strip_constraints(text)}
+def _recommend_args(text: str, cons: Constraints, query_text: str, liked: list[str],
+                    avoid: list[str]) -> dict:
+    args: dict = {"query": strip_constraints(query_text)}
     soft = bool(_BOOST.search(text.lower()))
     if cons.include_categories:
         args["boost_categories" if soft else "include_categories"] = cons.include_categories
@@ -185,7 +162,8 @@ def rules_calls(
         return [{"name": "profile", "args": {"action": "forget"}}]
     if _SHOW_PROFILE.search(low):
         return [{"name": "profile", "args": {"action": "show"}}]
-    liked, avoid = named_titles(text, catalogue)
+    titles = read_titles(catalogue, text)  # the titles blanked out of `titles.rest`
+    liked, avoid = list(titles.liked_titles), list(titles.avoided_titles)
     if _EXPLAIN.search(low) and shown:
         return [{"name": "explain", "args": {"item": (refs or liked or ["#1"])[0]}}]
     if _COMPARE.search(low):
@@ -222,10 +200,11 @@ def rules_calls(
             return [*calls, {"name": "refine", "args": {"change": "more_like", "item": refs[0]}}]
         if _ONLY.search(low):
             return [*calls, {"name": "refine", "args": {"change": "only", "only": text}}]
-    cons = parse_constraints(text, catalogue)
+    cons = parse_constraints(titles.rest, catalogue)  # "Star Wars" is no War filter
     asks = wants_more or liked or not cons.is_empty() or bool(calls)
     if not asks and (_OFF_TOPIC.search(low) or text.endswith("?")):
         return [{"name": "reply", "args": {"kind": "refuse"}}]
     if not asks and _OFF_TOPIC.search(rest):
         return [{"name": "reply", "args": {"kind": "refuse"}}]
-    return [*calls, {"name": "recommend", "args": _recommend_args(text, catalogue, liked, avoid)}]
+    args = _recommend_args(text, cons, titles.rest, liked, avoid)
+    return [*calls, {"name": "recommend", "args": args}]

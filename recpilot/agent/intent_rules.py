@@ -87,13 +87,26 @@ _YEAR_PHRASES = [
 ]  # fmt: skip
 
 
+def _up_to_comma(m: re.Match[str]) -> str:
+    """Replacement of a negation match: drop it up to the first comma of its word list
+    ("no horror, something fun" keeps ", something fun")."""
+    _, comma, tail = m.group(1).partition(",")
+    return " " + (comma + tail if comma else "")
+
+
 def strip_constraints(message: str) -> str:
     """``message`` without the phrases that state hard constraints, for semantic search.
 
-    "something lighter, from the 90s, no horror" → "something lighter". The result is
-    lower-cased; punctuation left dangling is tidied.
+    "something lighter, from the 90s, no horror" → "something lighter"; soft negatives
+    go too ("not a big fan of musicals, something fun" → "something fun"), so semantic
+    recall never searches for what the user does not want. The result is lower-cased;
+    punctuation left dangling is tidied.
     """
-    text = _NEG_RE.sub(" ", message.lower())
+    text = message.lower()
+    for pattern in (_SOFT_NEG_RE, _NEG_RE):
+        before = None
+        while before != text:  # a kept tail may hold the next negation ("…, no comedy")
+            before, text = text, pattern.sub(_up_to_comma, text)
     for pattern in _YEAR_PHRASES:
         text = pattern.sub(" ", text)
     text = re.sub(r"\b(?:only|please|just)\b", " ", text)

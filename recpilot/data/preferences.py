@@ -27,10 +27,19 @@ from recpilot.data.catalogue import Catalogue, Constraints
 from recpilot.data.mentions import find_mentions, title_index
 
 SEQUEL_SIMILARITY = 0.9  # item-text cosine above which an item counts as the same franchise
-_AVOID_RE = re.compile(
-    r"\b(?:hate[ds]?|hating|avoid|can't stand|cannot stand|dislike[ds]?|detest(?:ed)?"
-    r"|no more|not|never|nothing like|anything but|sick of|tired of)\s+(?:the\s+|any\s+)?$",
-    re.IGNORECASE,
+# A negation directly before a title ("I hate Batman", "no Star Wars please", "nothing
+# with Batman", "anything except Alien", "I'd rather not watch Heat"): the one reading of
+# negated titles (the rules controller and the understand step both use read_titles).
+_NEGATION_BEFORE = (
+    r"(?:hate[ds]?|hating|avoid|can't stand|cannot stand|dislike[ds]?|detest(?:ed)?"
+    r"|no more|no|not|never|nothing(?:\s+(?:like|with|from|by))?|anything\s+(?:but|except)"
+    r"|except|without|skip|rather not(?:\s+(?:watch|see))?|sick of|tired of)"
+)
+_AVOID_RE = re.compile(rf"\b{_NEGATION_BEFORE}\s+(?:the\s+|any\s+)?$", re.IGNORECASE)
+# a capitalised name right after a negation: a franchise the catalogue has no exact title
+# for ("no more Star Trek" → every "Star Trek…" title)
+_AVOIDED_NAME_RE = re.compile(
+    rf"\b(?i:{_NEGATION_BEFORE})\s+(?:the\s+)?((?:[A-Z][\w'’:-]*\s?){{1,4}})"
 )
 
 
@@ -93,14 +102,17 @@ class TitleReading:
 
     Attributes:
         liked: ids of titles named positively ("I loved Fargo"), in text order.
+        liked_titles: those titles as written (what a tool call names).
         avoided: ids of titles the user hates/avoids, their franchise and near-identical
             items (see the module docstring).
-        avoided_titles: the avoided titles as written, for the trace.
+        avoided_titles: the avoided titles or franchise names as written (for the
+            trace and for tool calls).
         rest: the message with every title blanked out (so "Star Wars" is not read as
             the category War, nor "Alien" as a genre).
     """
 
     liked: list[str] = field(default_factory=list)
+    liked_titles: list[str] = field(default_factory=list)
     avoided: list[str] = field(default_factory=list)
     avoided_titles: list[str] = field(default_factory=list)
     rest: str = ""
@@ -114,9 +126,11 @@ def read_titles(
 ) -> TitleReading:
     """Find the titles named in ``message`` and whether each is liked or avoided.
 
-    A title is avoided when a negation ("hate", "avoid", "can't stand", "no more",
-    "not", "sick of", …) directly precedes it; otherwise it counts as liked (users name
-    titles as examples of what they want).
+    A title is avoided when a negation ("hate", "avoid", "no", "nothing with", "anything
+    except", "rather not watch", "sick of", …) directly precedes it; otherwise it counts as
+    liked (users name titles as examples of what they want). A capitalised name after
+    such a negation that is no catalogue title but starts titles ("no more Star Trek")
+    avoids that franchise.
 
     Args:
         catalogue: the items.
@@ -129,23 +143,39 @@ def read_titles(
         A :class:`TitleReading`.
     """
     reading = TitleReading(rest=message)
-    mentions = find_mentions(catalogue, message)
     index = title_index(catalogue)
+    mentions = find_mentions(catalogue, message)
+    spans = [(m.start, m.end) for m in mentions]
+
+    def avoid(written: str, family: list[str]) -> None:
+        reading.avoided_titles.append(written)
+        reading.avoided = list(dict.fromkeys([*reading.avoided, *family]))
+
     for m in mentions:
-        before = message[max(0, m.start - 30) : m.start]
-        if _AVOID_RE.search(before):
-            written = message[m.start : m.end]
-            reading.avoided_titles.append(written)
+        written = message[m.start : m.end]
+        if _AVOID_RE.search(message[max(0, m.start - 30) : m.start]):
             family = [m.item_id, *index.franchise(re.sub(r"\s*\(\d{4}\)$", "", written))]
             if item_vectors is not None:
                 sims = item_vectors @ item_vectors[catalogue.index_of[m.item_id]]
                 family += [str(catalogue.ids[p]) for p in np.flatnonzero(sims >= sequel_similarity)]
-            reading.avoided = list(dict.fromkeys([*reading.avoided, *family]))
+            avoid(written, family)
         else:
             reading.liked.append(m.item_id)
+            reading.liked_titles.append(written)
+    for named in _AVOIDED_NAME_RE.finditer(message):  # franchise names that are no title
+        start, end = named.span(1)
+        name = named.group(1).strip(" ,.!?")
+        if any(a < end and start < b for a, b in spans) or len(name) < 3:
+            continue
+        family = index.franchise(name)
+        if family:
+            avoid(name, family)
+            spans.append((start, start + len(name)))
     rest = message
-    for m in reversed(mentions):
-        rest = rest[: m.start] + " " + rest[m.end :]
+    for start, end in sorted(spans, reverse=True):
+        rest = rest[:start] + " " + rest[end:]
     reading.rest = rest
-    reading.liked = [i for i in reading.liked if i not in reading.avoided]
+    keep = [i for i, t in enumerate(reading.liked) if t not in reading.avoided]
+    reading.liked = [reading.liked[i] for i in keep]
+    reading.liked_titles = [reading.liked_titles[i] for i in keep]
     return reading

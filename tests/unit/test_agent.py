@@ -85,6 +85,20 @@ def test_rules_controller_covers_every_tool(catalogue):
     assert requested_k("top 4 please") == 4 and requested_k("films from the 90s") is None
 
 
+def test_rules_controller_reads_titles_once_and_never_as_categories(catalogue):
+    """Titles are read by data.preferences.read_titles: "Star Wars" is no War filter and
+    every negation phrasing avoids the title instead of seeding with it."""
+    args = rules_calls("no more Star Wars please, something exciting", catalogue, [])[0]["args"]
+    assert args["avoid_titles"] == ["Star Wars"] and "include_categories" not in args
+    assert "war" not in args["query"] and "like_titles" not in args
+    for message in ("nothing with Alien please", "anything except Alien",
+                    "I'd rather not watch Alien tonight"):  # fmt: skip
+        args = rules_calls(message, catalogue, [])[-1]["args"]
+        assert args.get("avoid_titles") == ["Alien"] and "like_titles" not in args, message
+    liked = rules_calls("something like Star Wars please", catalogue, [])[-1]["args"]
+    assert liked["like_titles"] == ["Star Wars"] and "include_categories" not in liked
+
+
 def test_validation_drops_unknown_tools_and_repairs_arguments():
     calls, repairs = validate_calls([
         {"name": "launch_rockets", "args": {}},

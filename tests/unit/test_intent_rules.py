@@ -51,6 +51,10 @@ def test_plain_request_has_no_constraints(catalogue):
         ("no horror, only from the 1990s", ""),
         ("more like that", "more like that"),
         ("a heist movie made after 2000", "a heist movie made"),
+        # soft negatives leave the query too, and a negation stops at its comma
+        ("not a big fan of musicals, something fun", "something fun"),
+        ("no horror, something fun", "something fun"),
+        ("no horror, no comedy, a thriller", "a thriller"),
     ],
 )
 def test_strip_constraints_leaves_the_query(message, query):

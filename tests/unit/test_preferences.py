@@ -104,6 +104,24 @@ def test_hated_titles_exclude_their_franchise_and_liked_ones_seed(films):
     assert "Fargo" not in r.rest and "Batman" not in r.rest
 
 
+@pytest.mark.parametrize(
+    "message",
+    ["no Batman please", "nothing with Batman", "anything except Batman",
+     "I'd rather not watch Batman", "no more Batman"],
+)
+def test_every_negation_phrasing_avoids_the_title(films, message):
+    r = read_titles(films, message)
+    assert r.liked == [] and r.avoided == ["3", "4", "5"] and r.avoided_titles == ["Batman"]
+
+
+def test_a_negated_franchise_name_that_is_no_title_avoids_the_franchise(films):
+    r = read_titles(films, "no more Star Trek, something with Heat")
+    assert r.avoided_titles == []  # no "Star Trek…" title in this catalogue: nothing to avoid
+    r = read_titles(films, "no more Star, something with Heat")
+    assert r.avoided == ["1"] and r.avoided_titles == ["Star"] and "Star" not in r.rest
+    assert r.liked_titles == ["Heat"]
+
+
 def test_text_similarity_extends_an_avoided_title_to_sequels_under_other_names(films):
     vectors = np.eye(7, dtype=np.float32)
     vectors[1] = vectors[0]  # The Empire Strikes Back reads like Star Wars

@@ -46,12 +46,6 @@ class Intent(BaseModel):
     facts: dict[str, str] = Field(
         default_factory=dict, description="Facts about the user: audience, age_band."
     )
-    boost_categories: list[str] = Field(
-        default_factory=list, description="Soft positive preferences: ranked higher, not required."
-    )
-    penalize_categories: list[str] = Field(
-        default_factory=list, description="Soft negative preferences: ranked lower, not removed."
-    )
     k: int | None = Field(default=None, description="Items the user asked for ('3 comedies').")
     source: Literal["llm", "rules", "none", "agent"] = "none"
     note: str = ""

@@ -207,3 +207,20 @@ def test_a_request_without_message_runs_the_funnel_without_controller(tiny_setti
         result = rec.run("u1", None, 3)
     assert result.stages_ran[0] == "understand" and "controller" not in result.stages_ran
     assert result.llm.calls == 0 and len(result.items) == 3
+
+
+def test_soft_wishes_stay_soft_and_the_newer_statement_wins(tiny_settings):
+    """The controller's soft boosts are the constraints' soft preferences (one mechanism):
+    "ideally a comedy" ranks comedies up without filtering; a later "not a fan of
+    comedies" replaces the earlier preference instead of piling up against it."""
+    with agent(tiny_settings, controller="rules") as rec:
+        soft = rec.run(None, "something light for tonight, ideally a comedy", 10,
+                       thread_id="soft-1")  # fmt: skip
+        assert soft.tools[0]["args"].get("boost_categories") == ["Comedy"]
+        assert soft.constraints.include_categories == []
+        assert soft.constraints.prefer_categories == ["Comedy"]
+        assert any("Comedy" not in i.categories for i in soft.items)  # not a filter
+        assert "Comedy" in soft.items[0].categories  # ranked up
+        later = rec.run(None, "not a fan of comedies, something else", 6, thread_id="soft-1")
+        assert later.constraints.prefer_categories == []
+        assert later.constraints.disfavor_categories == ["Comedy"]

@@ -30,7 +30,7 @@ def recall(state: State, runtime: Runtime[Services]) -> dict:
     svc = services_of(runtime)
     plan = state["plan"]
     ctx = turn_context(svc, state)
-    constraints = turn_constraints(state)
+    constraints = state["thread_constraints"]
     preference = preference_scores(svc.catalogue, constraints)
     req = RecallRequest(
         allowed=svc.catalogue.allowed_mask(constraints),
@@ -63,22 +63,6 @@ def recall(state: State, runtime: Runtime[Services]) -> dict:
     }
 
 
-def turn_constraints(state: State) -> Constraints:
-    """The constraints in force for this turn: the thread's (hard and soft) plus the soft
-    boosts and penalties the controller gave this request (``intent.boost_categories`` /
-    ``penalize_categories``, as soft ``prefer`` / ``disfavor`` categories: they rank, they
-    do not filter; :mod:`recpilot.data.preferences` scores them)."""
-    constraints = state.get("thread_constraints") or Constraints()
-    intent = state.get("intent")
-    boost = list(getattr(intent, "boost_categories", None) or [])
-    penalize = list(getattr(intent, "penalize_categories", None) or [])
-    if not boost and not penalize:
-        return constraints
-    return constraints.merged(
-        Constraints(prefer_categories=boost, disfavor_categories=penalize)
-    )
-
-
 def _soft_note(constraints: Constraints) -> str:
     """``soft preferences: +Drama +Thriller -Musical`` for stage notes."""
     signed = [f"+{c}" for c in constraints.prefer_categories]
@@ -97,7 +81,7 @@ def coarse(state: State, runtime: Runtime[Services]) -> dict:
     if ctx.query_vec is not None and ids:
         positions = np.array([svc.catalogue.index_of[i] for i in ids])
         sims = svc.item_vectors[positions] @ ctx.query_vec
-    constraints = turn_constraints(state)
+    constraints = state["thread_constraints"]
     preference = preference_scores(svc.catalogue, constraints)
     ranked = coarse_rank(
         ids,

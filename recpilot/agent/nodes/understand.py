@@ -212,7 +212,17 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
             fresh |= {"year_min": None, "year_max": None}
         if funnel.get("replace_includes") or stated.include_categories:
             fresh["include_categories"] = []
+        if funnel.get("replace_includes") or stated.prefer_categories:
+            fresh["prefer_categories"] = []
         previous = previous.model_copy(update=fresh)
+    # the newer statement wins: "I love musicals" then "not a fan of musicals"
+    stated = intent.constraints
+    previous = previous.model_copy(update={
+        "prefer_categories": [c for c in previous.prefer_categories
+                              if c not in stated.disfavor_categories + stated.exclude_categories],
+        "disfavor_categories": [c for c in previous.disfavor_categories
+                                if c not in stated.prefer_categories + stated.include_categories],
+    })  # fmt: skip
     requested = state.get("request_constraints") or Constraints()
     constraints = previous.merged(requested).merged(intent.constraints)
     constraints.include_categories = [
@@ -249,14 +259,27 @@ def from_funnel(funnel: dict, rules: Constraints, query: str) -> Intent:
     """The intent of a controller's funnel request (``tools.base.FunnelRequest`` as a dict).
 
     Hard constraints the rules read in the message are kept on top of the request's
-    (as on the LLM-understand path: a small model sometimes drops or flips them).
+    (as on the LLM-understand path: a small model sometimes drops or flips them), except
+    where one side states a category as a soft preference: the request's soft boosts and
+    penalties become the constraints' ``prefer`` / ``disfavor`` categories (one mechanism,
+    :mod:`recpilot.data.preferences`), and neither side turns the other's soft into hard.
     """
+    boost = list(funnel.get("boost_categories", []))
+    penalize = list(funnel.get("penalize_categories", []))
+    rules_soft = set(rules.prefer_categories) | set(rules.disfavor_categories)
     asked = Constraints(
-        include_categories=funnel.get("include_categories", []),
+        include_categories=[c for c in funnel.get("include_categories", [])
+                            if c in rules.include_categories or c not in rules_soft],
         exclude_categories=funnel.get("exclude_categories", []),
         year_min=funnel.get("year_min"),
         year_max=funnel.get("year_max"),
+        prefer_categories=boost,
+        disfavor_categories=penalize,
     )
+    # what the request states as soft stays soft even where the rules read it as hard
+    # ("ideally a comedy": the rules' include of Comedy is dropped)
+    rules = rules.model_copy(update={"include_categories": [
+        c for c in rules.include_categories if c not in set(boost) | set(penalize)]})
     cons = asked.merged(rules) if not funnel.get("replace_years") else asked.merged(
         rules.model_copy(update={"year_min": None, "year_max": None}))  # fmt: skip
     if cons.year_min is not None and cons.year_max is not None and cons.year_min > cons.year_max:
@@ -269,8 +292,6 @@ def from_funnel(funnel: dict, rules: Constraints, query: str) -> Intent:
         query=text if refine else (strip_constraints(text) or query),
         constraints=cons,
         liked_items=list(funnel.get("seed_items", [])),
-        boost_categories=list(funnel.get("boost_categories", [])),
-        penalize_categories=list(funnel.get("penalize_categories", [])),
         k=funnel.get("k"),
         source="agent",
         note=funnel.get("note", ""),

@@ -51,8 +51,6 @@ class Refine(AgentTool):
             query=prev.query if prev else "",
             include_categories=list(prev.constraints.include_categories) if prev else [],
             seed_items=list(prev.liked_items) if prev else [],
-            boost_categories=list(prev.boost_categories) if prev else [],
-            penalize_categories=list(prev.penalize_categories) if prev else [],
             k=prev.k if prev else None,
             note=f"refine: {args.change}",
         )

@@ -1,10 +1,16 @@
 """PostgreSQL connections shared by the stores: one pool per database URL per process.
 
-Every PostgreSQL-backed store (checkpoints, profiles, traces, feedback, the keyed locks)
-takes its connections from a ``psycopg_pool.ConnectionPool`` that checks a connection
-before lending it, so after a server restart the dead connections are dropped and new
-ones opened: the service recovers without a restart of its own. The driver is the
-optional extra ``postgres`` (``pip install 'recpilot[postgres]'``).
+Every PostgreSQL-backed store (checkpoints, profiles, traces, feedback) takes its
+connections from a ``psycopg_pool.ConnectionPool`` that checks a connection before lending
+it, so after a server restart the dead connections are dropped and new ones opened: the
+service recovers without a restart of its own. The driver is the optional extra
+``postgres`` (``pip install 'recpilot[postgres]'``).
+
+The keyed locks (:class:`recpilot.stores.locks.PostgresKeyedLocks`) do **not** use this
+pool: an advisory lock holds its connection for a whole chat turn, so they have one pool
+per lock namespace (thread locks, user locks). Connection budget per worker process and
+database: up to ``POOL_MAX`` (16) here + 16 for thread locks + 16 for user locks = 48;
+``recpilot serve --workers N`` needs ``max_connections`` ≥ 48·N plus other clients.
 """
 
 from __future__ import annotations

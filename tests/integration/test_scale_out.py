@@ -136,6 +136,23 @@ def test_service_on_postgres_and_the_chroma_server(scale_settings, pg_url):
                         thread) == 0
 
 
+def test_a_user_lock_inside_thread_locks_never_waits_on_their_connections(pg_url):
+    """A chat turn holds its thread's advisory lock and ``remember`` takes the user's
+    inside it: with one pool for both, as many turns as connections deadlocked until
+    the pool timeout (here: a pool of 1 and one turn)."""
+    from recpilot.stores.locks import PostgresKeyedLocks, thread_key, user_key
+
+    locks = PostgresKeyedLocks(pg_url, max_connections=1, timeout_s=3)
+    try:
+        started = time.monotonic()
+        with locks.hold(thread_key(f"nest-{uuid.uuid4().hex[:8]}")):
+            with locks.hold(user_key(f"nest-{uuid.uuid4().hex[:6]}")):
+                assert locks.held() == 2
+        assert time.monotonic() - started < 3
+    finally:
+        locks.close()
+
+
 def test_two_workers_share_state_through_postgres_and_chroma(scale_settings, pg_url):
     import socket
 

@@ -58,6 +58,13 @@ class ItemIndex:
 
     Create with :meth:`open`. Similarities are cosine, ``1 - chroma_distance``, in [-1, 1].
 
+    A finished collection's handle, its item count and the vectors read by
+    :meth:`vectors` are kept for the instance's lifetime (a built collection never
+    changes: ``recpilot index`` deletes it and creates a new one), so a query costs one
+    Chroma call instead of three and a repeated seed vector none — over a Chroma server
+    each call is an HTTP round trip. When the collection was rebuilt or deleted meanwhile
+    (Chroma's ``NotFoundError`` for the kept handle) the handle is looked up again once.
+
     Args:
         client: A Chroma client.
         name: Collection name (see :func:`collection_name`).
@@ -66,6 +73,8 @@ class ItemIndex:
     def __init__(self, client: ClientAPI, name: str) -> None:
         self.client = client
         self.name = name
+        self._kept: Collection | None = None  # a finished collection's handle
+        self._kept_vectors: dict[str, np.ndarray] = {}  # of the kept collection
 
     @classmethod
     def open(cls, settings: Settings) -> ItemIndex:
@@ -110,13 +119,31 @@ class ItemIndex:
             return None
 
     def _built(self) -> Collection:
+        col = self._kept
+        if col is not None:
+            return col
         col = self._collection()
         if col is None or not (col.metadata or {}).get("complete"):
             state = "missing" if col is None else "incomplete"
             raise IndexNotBuiltError(
                 f"item index {self.name!r} is {state}: run `recpilot index` first"
             )
+        self._kept_vectors = {}
+        self._kept = col
         return col
+
+    def _on_built(self, call: Callable[[Collection], Any]) -> Any:
+        """``call(collection)``; once more with a fresh handle if the kept one is gone."""
+        from chromadb.errors import NotFoundError
+
+        col = self._built()
+        try:
+            return call(col)
+        except NotFoundError:
+            if self._kept is not col:
+                raise
+            self._kept = None  # rebuilt or deleted since: look it up again
+            return call(self._built())
 
     def is_built(self) -> bool:
         """True when the collection exists and its last :meth:`build` finished."""
@@ -183,6 +210,7 @@ class ItemIndex:
             "complete": False,
             "texts_sha256": texts_fingerprint(ids, texts),
         }
+        self._kept, self._kept_vectors = None, {}
         if self._collection() is not None:
             self.client.delete_collection(self.name)
         col = self.client.create_collection(
@@ -221,12 +249,17 @@ class ItemIndex:
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        col = self._built()
+        return self._on_built(lambda col: self._query_on(col, vectors, n, where_ids))
+
+    def _query_on(
+        self, col: Collection, vectors: np.ndarray, n: int, where_ids: Sequence[str] | None
+    ) -> list[list[tuple[str, float]]]:
         q = self._as_matrix(vectors, col)
         if len(q) == 0:
             return []
         kwargs: dict[str, Any] = {}
-        limit = col.count()
+        count = (col.metadata or {}).get("count")  # written when the build finished
+        limit = int(count) if isinstance(count, int) else col.count()
         if where_ids is not None:
             allowed = list(dict.fromkeys(where_ids))
             if not allowed:
@@ -252,20 +285,24 @@ class ItemIndex:
             IndexNotBuiltError: no finished build.
             UnknownItemError: some ids are not in the index (the message lists a few).
         """
-        col = self._built()
+        return self._on_built(lambda col: self._vectors_of(col, ids))
+
+    def _vectors_of(self, col: Collection, ids: list[str]) -> np.ndarray:
         dim = int((col.metadata or {})["dim"])
         if not ids:
             return np.zeros((0, dim), dtype=np.float32)
-        unique = list(dict.fromkeys(ids))
+        kept = self._kept_vectors if col is self._kept else {}
+        unique = [i for i in dict.fromkeys(ids) if i not in kept]
         found: dict[str, np.ndarray] = {}
         step = self.client.get_max_batch_size()
         for start in range(0, len(unique), step):
             res = col.get(ids=unique[start : start + step], include=["embeddings"])
-            found.update(zip(res["ids"], np.asarray(res["embeddings"]), strict=True))
+            found.update(zip(res["ids"], np.asarray(res["embeddings"], np.float32), strict=True))
         missing = [i for i in unique if i not in found]
         if missing:
             raise UnknownItemError(f"{len(missing)} ids not in {self.name!r}, e.g. {missing[:5]}")
-        return np.stack([found[i] for i in ids]).astype(np.float32)
+        kept.update(found)
+        return np.stack([kept[i] if i in kept else found[i] for i in ids]).astype(np.float32)
 
     def _as_matrix(self, vectors: np.ndarray, col: Collection) -> np.ndarray:
         q = np.asarray(vectors, dtype=np.float32)

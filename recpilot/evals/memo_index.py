@@ -3,10 +3,10 @@
 An evaluation asks Chroma the same questions thousands of times: i2i recall looks up
 the stored vectors of a user's latest liked items and their nearest neighbours once per
 pipeline, protocol and phase, and the index does not change during the run. The
-product's :class:`~recpilot.data.item_index.ItemIndex` asks Chroma every time (in
-serving, items may be re-indexed between requests); :class:`MemoIndex` answers a
-repeated ``query`` or ``vectors`` call from memory instead. The answers are the ones
-Chroma gave for the same arguments, so no result changes.
+product's :class:`~recpilot.data.item_index.ItemIndex` keeps only the collection's
+handle and the stored vectors it read, and asks Chroma every ``query``;
+:class:`MemoIndex` answers a repeated ``query`` or ``vectors`` call from memory instead.
+The answers are the ones Chroma gave for the same arguments, so no result changes.
 """
 
 from __future__ import annotations

@@ -130,3 +130,34 @@ def test_collection_name_validation() -> None:
     assert collection_name("ml-latest-small") == "items-ml-latest-small"
     with pytest.raises(ValueError, match="invalid Chroma collection"):
         collection_name("bad name/")
+
+
+def test_a_serving_index_follows_a_rebuild_by_another_process(index: ItemIndex, settings, encoder):
+    """The service keeps the collection's handle and the vectors it read; a rebuild by
+    ``recpilot index`` elsewhere (another client: a new collection) is picked up on the
+    next call, never answered from the deleted one."""
+    assert index.vectors(["1"]).shape == (1, 384)  # kept
+    other = ItemIndex.open(settings)  # e.g. `recpilot index` in another process
+    other.build(["a", "b"], ["Heat (1995). Genres: Crime.", "Babe (1995). Genres: Comedy."],
+                encoder)  # fmt: skip
+    assert {i for i, _ in index.query(encoder.encode(["pig"]), n=5)[0]} == {"a", "b"}
+    with pytest.raises(UnknownItemError):
+        index.vectors(["1"])  # the kept vector of the old build is not served
+
+
+def test_repeated_vectors_and_queries_do_not_ask_chroma_again(index: ItemIndex, encoder):
+    calls: list[str] = []
+    real_get = index.client.get_collection
+
+    def counting_get(*args, **kwargs):
+        calls.append("get_collection")
+        return real_get(*args, **kwargs)
+
+    index.client.get_collection = counting_get  # type: ignore[method-assign]
+    index._kept = None
+    first = index.vectors(["2", "5"])
+    for _ in range(3):
+        again = index.vectors(["5", "2"])
+        index.query(encoder.encode(["horror"]), n=2)
+    assert calls == ["get_collection"]  # looked up once, then kept
+    assert np.array_equal(again, first[::-1])

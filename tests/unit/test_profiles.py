@@ -95,6 +95,8 @@ def test_remember_node_keeps_constraints_across_threads_until_lifted(tiny_settin
         # a later one-off request (no thread) of the same user still has no horror
         later = graph.invoke(turn_input("u7", None, k=5), context=services)
         assert later["thread_constraints"].exclude_categories == ["Horror"]
+        # a call without a message has nothing to remember: no lock, no read, no write
+        assert later["stages"][-1]["note"] == "nothing to remember"
         assert later["items"] and all("Horror" not in i.categories for i in later["items"])
         lifted = graph.invoke(turn_input("u7", "horror is fine again", k=3), context=services)
         assert "Horror" not in lifted["thread_constraints"].exclude_categories

@@ -59,6 +59,21 @@ def apply_turn(profile: UserProfile, state: State, stated_exclusions: list[str])
     return changes
 
 
+def has_news(state: State, stated_exclusions: list[str]) -> bool:
+    """False when :func:`apply_turn` cannot change any profile: the turn stated no
+    exclusion, lifted none, named no liked item, asked for nothing and told no fact (an
+    orchestrated call without a message, for one). Such a turn skips the user's lock and
+    the profile's read and write — on PostgreSQL an advisory lock and two queries."""
+    intent = state["intent"]
+    fresh = not intent.note.startswith("follow-up")
+    return bool(
+        stated_exclusions
+        or intent.lifted_categories
+        or intent.facts
+        or (fresh and (intent.liked_items or intent.query))
+    )
+
+
 def remember(state: State, runtime: Runtime[Services]) -> dict:
     """Graph node: update the user's profile in the store (no-op without store or user)."""
     store = runtime.store if runtime is not None else None
@@ -77,6 +92,8 @@ def remember(state: State, runtime: Runtime[Services]) -> dict:
     svc = services_of(runtime)
     message = state.get("message") or ""
     stated = parse_constraints(message, svc.catalogue).exclude_categories if message else []
+    if not has_news(state, stated):
+        return {"stages": record(state, "remember", started, 0, note="nothing to remember")}
     changes: list[str] = []
 
     def fold(profile: UserProfile) -> bool:  # on the stored profile, under the user's lock

@@ -10,12 +10,16 @@ For each ``--workers`` count it starts ``recpilot serve --workers N`` (a subproc
 ``RECPILOT_CHROMA_HOST`` come from the environment — more than one worker needs both)
 and measures:
 
-1. **throughput**: ``--requests`` LLM-off recommends (``planner=rules``, ``fine_mode=off``,
-   random warm users) from ``--clients`` (16) client threads: requests/s, p50/p95 (ms);
-2. **under LLM turns**: the same load while one client runs chat turns with the LLM
-   back to back (understand + listwise fine ranking): p50/p95 of the LLM-off requests
-   that overlapped an LLM turn, the turns' latency and their LLM queue wait (the
-   limiter's, summed over a turn's calls, from the stored traces);
+1. **throughput** (closed loop): ``--requests`` LLM-off recommends (``planner=rules``,
+   ``fine_mode=off``, random warm users) from ``--clients`` (16) client threads, each
+   sending its next request when its last is answered: requests/s, p50/p95 (ms). This
+   saturates the server, so its latency is mostly the clients' own queue (16 / req/s);
+2. **latency** (open loop, :func:`paced_load`): ``--rate`` LLM-off requests/s (16: sixteen
+   clients at one request a second) for ``--paced-seconds``: p50/p95/max (ms);
+3. **under LLM turns**: phases 1 and 2 again (2 for twice as long) while one client runs
+   chat turns with the LLM back to back (a message + listwise fine ranking): p50/p95 of
+   the LLM-off requests that ran inside an LLM turn, the turns' latency and their LLM
+   queue wait (the limiter's, summed over a turn's calls, from the stored traces);
 
 then, with the first worker count, ``--memory-requests`` LLM-off requests while the
 resident memory (RSS) of the server's process tree is sampled every 1,000 requests.
@@ -175,6 +179,66 @@ def llm_off_load(
     }
 
 
+def paced_load(
+    url: str, key: str, users: list[str], rate: float, seconds: float, k: int, seed: int = 0
+) -> dict[str, Any]:
+    """Open-loop LLM-off recommends: ``rate`` requests/s for ``seconds``, each sent on its
+    schedule whatever the earlier ones are doing (a closed loop of N clients measures its
+    own queue: its latency is N / throughput once the server is saturated).
+
+    Arrivals are evenly spaced (``1 / rate`` s apart) and sent from a pool of 64 threads
+    sharing one keep-alive ``httpx.Client``;
+    a latency runs from the **scheduled** send time to the parsed response, so a request
+    that waited for a free client thread counts its wait (no coordinated omission).
+
+    Returns:
+        ``{"rate", "requests", "errors", "p50_ms", "p95_ms", "max_ms", "samples"}`` with
+        ``samples`` a list of ``(scheduled_s, end_s, ms)`` (perf_counter seconds).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    samples: list[tuple[float, float, float]] = []
+    errors = [0]
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60, limits=limits)
+
+    def one(at: float, user: str) -> None:
+        delay = at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            body = {"user_id": user, "k": k, "fine_mode": "off"}
+            ok = client.post("/v1/recommend", json=body).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        end = time.perf_counter()
+        with lock:
+            if ok:
+                samples.append((at, end, (end - at) * 1000))
+            else:
+                errors[0] += 1
+
+    start = time.perf_counter() + 0.5
+    n = int(rate * seconds)
+    with client, ThreadPoolExecutor(max_workers=64) as pool:
+        for i in range(n):
+            at = start + i / rate
+            time.sleep(max(0.0, at - 0.05 - time.perf_counter()))
+            pool.submit(one, at, rng.choice(users))
+    ms = [s[2] for s in samples]
+    return {
+        "rate": rate,
+        "requests": len(samples) + errors[0],
+        "errors": errors[0],
+        "p50_ms": round(percentile(ms, 50), 1),
+        "p95_ms": round(percentile(ms, 95), 1),
+        "max_ms": round(max(ms, default=0.0), 1),
+        "samples": samples,
+    }
+
+
 def chat_turns(url: str, key: str, users: list[str], stop: threading.Event) -> list[dict]:
     """LLM turns back to back until ``stop``: each ``{"start", "end", "ms", "queue_wait_ms",
     "llm_calls", "status"}`` (queue wait from the stored trace's LLM calls)."""
@@ -221,6 +285,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=900, help="Cap per phase.")
+    ap.add_argument("--rate", type=float, default=16.0,
+                    help="Paced phase: LLM-off requests/s, open loop (16 clients x 1/s).")
+    ap.add_argument("--paced-seconds", type=float, default=60.0, help="Paced phase length.")
     ap.add_argument("--no-llm-turns", action="store_true", help="Skip the LLM phase.")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -259,6 +326,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      args.max_seconds)
                 plain.pop("samples")
                 run["llm_off_only"] = plain
+                paced = paced_load(url, key, users, args.rate, args.paced_seconds, args.k)
+                paced.pop("samples")
+                run["paced_llm_off_only"] = paced
                 if not args.no_llm_turns:
                     stop = threading.Event()
                     turns: list[dict] = []
@@ -268,9 +338,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     time.sleep(2)  # the first turn is in flight
                     mixed = llm_off_load(url, key, users, args.requests, args.clients, args.k,
                                          args.max_seconds)
+                    paced_mixed = paced_load(url, key, users, args.rate, args.paced_seconds * 2,
+                                             args.k, seed=1)
                     stop.set()
                     t.join(timeout=300)
                     inside = overlapping(mixed.pop("samples"), turns)
+                    paced_inside = overlapping(paced_mixed.pop("samples"), turns)
+                    run["paced_during_llm_turns"] = {
+                        **paced_mixed,
+                        "overlapping_requests": len(paced_inside),
+                        "overlapping_p50_ms": round(percentile(paced_inside, 50), 1),
+                        "overlapping_p95_ms": round(percentile(paced_inside, 95), 1),
+                    }
                     ok = [x for x in turns if x["status"] == 200]
                     run["llm_off_during_llm_turns"] = {
                         **mixed,

@@ -45,3 +45,41 @@ def test_bench_helpers_overlap_percentile_and_rss():
     assert overlapping(samples, turns) == [5.0, 3.0]  # inside an LLM turn only
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([], 95) == 0.0
     assert tree_rss_mb(os.getpid()) > 10
+
+
+def test_paced_load_keeps_its_schedule_and_counts_a_stall_from_the_scheduled_time():
+    """Open loop: 20 requests/s for 1 s are 20 requests whatever the server does, and a
+    server that answers the first request late charges that wait to it (measured from the
+    scheduled send time, so a slow answer is never hidden)."""
+    import json as _json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from recpilot.evals.bench_scale import paced_load
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = _json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body["user_id"])
+            time.sleep(0.4 if len(seen) == 1 else 0.01)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        out = paced_load(url, "k", ["1", "2"], rate=20, seconds=1, k=5)
+    finally:
+        server.shutdown()
+    assert out["requests"] == 20 and out["errors"] == 0 and len(seen) == 20
+    assert out["max_ms"] >= 400  # the stalled first request
+    assert 10 <= out["p50_ms"] < 400  # the others were not held behind it

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -272,6 +273,18 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 
 
+def _child_setup(nice: int) -> None:
+    """In the child, before exec: :func:`_die_with_parent`, then lower its CPU priority
+    by ``nice`` (``os.nice``; 0 keeps it). llama.cpp keeps every thread it has busy while
+    it generates; at nice 10 the kernel's fair scheduler gives a runnable process of
+    nice 0 (the service answering an LLM-off request, the CLI) about 9 parts of the CPU
+    to the server's 1, and the server still gets every idle cycle (Linux CFS weights,
+    ``sched(7)``)."""
+    _die_with_parent()
+    if nice:
+        os.nice(nice)
+
+
 class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
     """llama-cpp-python's OpenAI-compatible server as a child process (context manager).
 
@@ -375,7 +388,8 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             self.command(gguf), stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=functools.partial(_child_setup, self.settings.embedded_nice),
         )  # fmt: skip
         atexit.register(self.stop)
         self._wait_ready()

@@ -43,6 +43,8 @@ def test_killing_the_server_mid_run_is_reported_as_its_death(
     with Recommender(settings, use_llm=True) as rec:
         (server,) = [s for s in llm_server._LIVE.values() if s not in before]
         pid = server._proc.pid  # type: ignore[union-attr]
+        # below the caller's CPU priority by RECPILOT_EMBEDDED_NICE (10)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.nice(0) + 10)
         killer = threading.Timer(1.0, os.kill, args=(pid, signal.SIGKILL))
         killer.start()  # the turn's first LLM call is in flight by then
         result = rec.run("196", "something light from the 90s", 5)

@@ -7,6 +7,7 @@ HTTP server) that can kill itself with a real signal on its Nth completion.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 import threading
@@ -294,3 +295,24 @@ def test_other_llama_servers_are_found_by_their_command_line(tmp_path):
     (tmp_path / "self").mkdir()  # not a pid
     assert llm_server.other_llama_servers(tmp_path) == [7, 41]
     assert llm_server.other_llama_servers(tmp_path / "missing") == []
+
+
+def test_the_server_child_runs_below_the_callers_cpu_priority():
+    """What ``EmbeddedLLMServer.start`` runs in the child before exec: the child asks for
+    SIGKILL with its parent and lowers its priority by ``embedded_nice``."""
+    import functools
+    import subprocess
+    import sys
+
+    from recpilot.llm.server import _child_setup
+
+    def child_nice(nice: int) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.nice(0))"], capture_output=True,
+            text=True, check=True, preexec_fn=functools.partial(_child_setup, nice),
+        )  # fmt: skip
+        return int(out.stdout)
+
+    mine = os.nice(0)
+    assert child_nice(10) == min(19, mine + 10)
+    assert child_nice(0) == mine

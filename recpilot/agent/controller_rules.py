@@ -149,7 +149,7 @@ def rules_calls(
     """
     text = message.strip()
     low = text.lower()
-    refs = references_in(text, shown)
+    refs = references_in(text, shown, catalogue)
     if pending == "forget" and _CONFIRM.search(low):
         return [{"name": "profile", "args": {"action": "forget", "confirm": True}}]
     if _INJECTION.search(low):

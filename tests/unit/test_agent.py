@@ -5,13 +5,14 @@ import json
 import statistics
 
 import jsonschema
+import pandas as pd
 import pytest
 from fakes import fake_llm, tool_message
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from recpilot.agent.controller_rules import requested_k, rules_calls
 from recpilot.agent.nodes.controller import validate_calls
-from recpilot.agent.refs import position_of, references_in
+from recpilot.agent.refs import position_of, references_in, resolve_item
 from recpilot.agent.runner import Recommender
 from recpilot.agent.services import build_services
 from recpilot.agent.tools import agent_tools, calls_schema, langchain_tools, tool_names
@@ -52,6 +53,52 @@ def test_references_resolve_against_the_shown_list():
     assert references_in("I've seen the first one and the last one", shown) == ["#1", "#4"]
     assert references_in("compare the second and the third movie", shown) == ["#2", "#3"]
     assert references_in("anything", []) == []
+
+
+@pytest.fixture(scope="module")
+def titled():
+    """A catalogue whose titles hold position words ("Seven" is a film)."""
+    titles = [("1", "Last Action Hero", 1993), ("2", "Last Emperor, The", 1987),
+              ("3", "Seven (Se7en)", 1995), ("4", "First Knight", 1995), ("5", "Fargo", 1996),
+              ("6", "Heat", 1995), ("7", "Alien", 1979), ("8", "Babe", 1995)]  # fmt: skip
+    items = pd.DataFrame(titles, columns=["item_id", "title", "year"])
+    items["text"], items["categories"] = "", [["Drama"]] * len(items)
+    inter = pd.DataFrame([("u1", "5")], columns=["user_id", "item_id"]).assign(
+        rating=5.0, timestamp=0)  # fmt: skip
+    return Catalogue(items, inter)
+
+
+def test_titles_and_counts_are_no_positions(titled):
+    shown = ["5", "6", "7", "8", "1", "2", "3", "4"]  # eight shown, the titled ones last
+    for ref in ("Last Action Hero", "The Last Emperor", "Seven", "three", "First Knight"):
+        assert position_of(ref, 8) is None, ref
+    assert resolve_item("Last Action Hero", shown, titled) == "1"
+    assert resolve_item("The Last Emperor", shown, titled) == "2"
+    assert resolve_item("Seven", shown, titled) == "3"
+    for text in ("I loved Last Action Hero, more like it", "is The Last Emperor any good?",
+                 "I've seen the last emperor", "was Seven good?", "give me three movies",
+                 "give me two more", "the last three please", "show me 2 films",
+                 "the first time I saw Fargo", "Last night I watched Alien",
+                 "I liked The Last Samurai"):  # fmt: skip
+        assert references_in(text, shown, titled) == [], text
+    shown_titles = ["1", "5", "6"]  # "Last Action Hero" is on the list itself
+    assert references_in("what about last action hero?", shown_titles, titled) == []
+
+
+def test_reference_phrases_still_resolve(titled):
+    shown = ["5", "6", "7", "8"]
+    for ref, pos in (("the second one", 1), ("number 3", 2), ("#3", 2), ("the 2nd", 1),
+                     ("2nd", 1), ("number two", 1), ("the last one", 3), ("the last film", 3),
+                     ("last", 3), ("4", 3)):  # fmt: skip
+        assert position_of(ref, 4) == pos, ref
+        assert resolve_item(ref, shown, titled) == shown[pos], ref
+    cases = {"the second one please": ["#2"], "number 3": ["#3"], "why #3?": ["#3"],
+             "the last one": ["#4"], "I liked the last film": ["#4"], "the 2nd": ["#2"],
+             "number two and the last": ["#2", "#4"], "the first two movies": ["#1", "#2"],
+             "I loved Last Action Hero but not the third one": ["#3"],
+             "seen the first one and the last one, give me three more": ["#1", "#4"]}  # fmt: skip
+    for text, expected in cases.items():
+        assert references_in(text, shown, titled) == expected, text
 
 
 def test_rules_controller_covers_every_tool(catalogue):

@@ -3,12 +3,14 @@ whole chat threads (real tiny catalogue, Chroma, ALS; the one fake chat model)."
 
 import json
 import statistics
+import threading
 
 import jsonschema
 import pandas as pd
 import pytest
 from fakes import fake_llm, tool_message
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.store.memory import InMemoryStore
 
 from recpilot.agent.controller_rules import requested_k, rules_calls
 from recpilot.agent.nodes.controller import validate_calls
@@ -16,7 +18,11 @@ from recpilot.agent.refs import position_of, references_in, resolve_item
 from recpilot.agent.runner import Recommender
 from recpilot.agent.services import build_services
 from recpilot.agent.tools import agent_tools, calls_schema, langchain_tools, tool_names
+from recpilot.agent.tools.base import ToolContext
+from recpilot.agent.tools.feedback import Feedback, FeedbackArgs
 from recpilot.data.catalogue import Catalogue
+from recpilot.stores.locks import locks_for, user_key
+from recpilot.stores.profiles import load_profile, save_profile
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +220,29 @@ def test_feedback_reaches_the_profile_and_forget_needs_confirmation(tiny_setting
         assert done.reply.startswith("Done")
         empty = rec.run("u3", "what do you know about me?", 3, thread_id="agent-3")
         assert "don't remember anything" in empty.reply
+
+
+def test_feedback_tool_writes_the_profile_under_the_users_lock(catalogue):
+    store = InMemoryStore()
+    ctx = ToolContext(catalogue=catalogue, services=None, state={}, store=store, user_id="u9",
+                      message="I liked Fargo", previous=None)  # fmt: skip
+    done = threading.Event()
+
+    def feedback():
+        Feedback().run(FeedbackArgs(items=["Fargo"], kind="like"), ctx)
+        done.set()
+
+    worker = threading.Thread(target=feedback)
+    with locks_for(None).hold(user_key("u9")):  # another turn is updating u9's profile
+        worker.start()
+        assert not done.wait(0.3)  # the feedback waits for that turn ...
+        profile = load_profile(store, "u9")
+        profile.like("1")
+        save_profile(store, profile)
+    worker.join(5)
+    assert done.is_set()  # ... and then keeps its like
+    fargo = catalogue.search_title("Fargo", limit=1)[0][0].item_id
+    assert set(load_profile(store, "u9").liked) == {"1", fargo}
 
 
 def test_llm_controller_one_call_per_turn_validated_against_the_catalogue(tiny_settings):

@@ -22,7 +22,9 @@ from recpilot.data.preferences import read_titles
 _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier)?"
     r"\s*(?:instructions|rules|prompts?)\b|system prompt|\byou are now\b|developer mode|jailbreak"
-    r"|\bact as\b|\bpretend (?:to be|you are)\b|reveal your|print your (?:instructions|prompt)"
+    r"|\bact as (?:(?:a|an|my|the)\s+)?(?:[a-z-]+\s+)?(?:assistant|ai|system|bot|chatbot|model"
+    r"|admin(?:istrator)?|developer|root|terminal|shell|dan)\b|\bact as if you\b"
+    r"|\bpretend (?:to be|you are)\b|reveal your|print your (?:instructions|prompt)"
 )
 _GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|hallo|bonjour|salut"
@@ -36,9 +38,12 @@ _CAPABILITIES = re.compile(
 _CONFIRM = re.compile(
     r"^\s*(?:yes|yeah|yep|sure|ok(?:ay)?|confirm(?:ed)?|do it|go ahead|please do)\b"
 )
-_FORGET = re.compile(
-    r"\b(?:forget (?:me|everything|all|what you know|about me|my)|delete (?:my|all my) "
-    r"(?:data|profile|history)|erase my|wipe my)\b"
+_MY_DATA = r"(?:profile|data|history|preferences|likes|dislikes|ratings|memory)"
+_FORGET = re.compile(  # instructions to the agent only: not "help me forget my ex"
+    r"(?<!help me )(?<!make me )(?<!let me )(?<!to )"  # "help me forget everything": a mood
+    r"\bforget (?:everything|all|what you know|all you know)(?: about me)?\b"
+    r"|\bforget (?:about )?me\s*[.!]*$|\bforget about me\b"
+    rf"|\b(?:forget|delete|erase|wipe|remove|clear) (?:all )?my {_MY_DATA}\b"
 )
 _SHOW_PROFILE = re.compile(
     r"\bwhat do you (?:know|remember) about me\b|\bmy profile\b|\bwhat have i (?:liked|told you)\b"

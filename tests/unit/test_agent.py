@@ -238,7 +238,9 @@ def test_feedback_reaches_the_profile_and_forget_needs_confirmation(tiny_setting
         ask = rec.run("u3", "forget everything about me", 3, thread_id="agent-3")
         assert "confirm" in ask.reply
         done = rec.run("u3", "yes", 3, thread_id="agent-3")
-        assert done.reply.startswith("Done")
+        assert done.reply.startswith("Done: I deleted your long-term profile")
+        assert "threads, including this one" in done.reply and "are kept" in done.reply
+        assert "recpilot profile forget u3" in done.reply  # what deletes the rest
         empty = rec.run("u3", "what do you know about me?", 3, thread_id="agent-3")
         assert "don't remember anything" in empty.reply
 

@@ -217,6 +217,16 @@ def test_rules_thread_feedback_refine_item_info_explain(tiny_settings):
         assert hello.items == [] and hello.plan is None and "Hi" in hello.reply
 
 
+def test_a_refine_request_is_marked_as_such_not_read_as_a_follow_up(tiny_settings):
+    with agent(tiny_settings, controller="rules") as rec:
+        shown = rec.run(None, "comedies please", 3, thread_id="agent-refine").items
+        more = rec.run(None, "more like the second one", 3, thread_id="agent-refine")
+    assert more.tools[0]["name"] == "refine"
+    intent = more.intent
+    assert intent.note == "refine: more_like" and intent.query == ""  # not a follow-up
+    assert intent.liked_items[0] == shown[1].item_id  # seeded by #2, not the top items
+
+
 def test_named_and_avoided_items_never_come_back_in_the_thread(tiny_settings):
     with agent(tiny_settings, controller="rules") as rec:
         first = rec.run(None, "I loved Toy Story. Something similar, but no Scream", 10,

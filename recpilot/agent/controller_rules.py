@@ -171,7 +171,7 @@ def rules_calls(
     liked, avoid = list(titles.liked_titles), list(titles.avoided_titles)
     if _EXPLAIN.search(low) and shown:
         return [{"name": "explain", "args": {"item": (refs or liked or ["#1"])[0]}}]
-    if _COMPARE.search(low):
+    if _COMPARE.search(titles.rest.lower()):  # not the "vs." of "The People vs. Larry Flynt"
         items = refs + liked
         if len(items) >= 2:
             return [{"name": "compare", "args": {"items": items[:4]}}]

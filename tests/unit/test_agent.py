@@ -66,7 +66,8 @@ def titled():
     """A catalogue whose titles hold position words ("Seven" is a film)."""
     titles = [("1", "Last Action Hero", 1993), ("2", "Last Emperor, The", 1987),
               ("3", "Seven (Se7en)", 1995), ("4", "First Knight", 1995), ("5", "Fargo", 1996),
-              ("6", "Heat", 1995), ("7", "Alien", 1979), ("8", "Babe", 1995)]  # fmt: skip
+              ("6", "Heat", 1995), ("7", "Alien", 1979), ("8", "Babe", 1995),
+              ("9", "People vs. Larry Flynt, The", 1996)]  # fmt: skip
     items = pd.DataFrame(titles, columns=["item_id", "title", "year"])
     items["text"], items["categories"] = "", [["Drama"]] * len(items)
     inter = pd.DataFrame([("u1", "5")], columns=["user_id", "item_id"]).assign(
@@ -157,6 +158,12 @@ def test_injection_and_forget_rules_read_instructions_to_the_agent_only(catalogu
                     "please forget my preferences", "delete my data", "wipe my history",
                     "forget about me", "forget me"):  # fmt: skip
         assert first(message) == ("profile", "forget"), message
+
+
+def test_a_vs_inside_a_title_is_no_comparison(titled):
+    liked = "I loved Fargo (1996), People vs. Larry Flynt, The (1996) and Alien. What next?"
+    assert names(rules_calls(liked, titled, [])) == ["recommend"]
+    assert names(rules_calls("Thinking of Fargo vs Heat tonight", titled, [])) == ["compare"]
 
 
 def test_rules_controller_reads_titles_once_and_never_as_categories(catalogue):

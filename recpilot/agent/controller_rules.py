@@ -22,7 +22,9 @@ from recpilot.data.preferences import read_titles
 _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier)?"
     r"\s*(?:instructions|rules|prompts?)\b|system prompt|\byou are now\b|developer mode|jailbreak"
-    r"|\bact as\b|\bpretend (?:to be|you are)\b|reveal your|print your (?:instructions|prompt)"
+    r"|\bact as (?:(?:a|an|my|the)\s+)?(?:[a-z-]+\s+)?(?:assistant|ai|system|bot|chatbot|model"
+    r"|admin(?:istrator)?|developer|root|terminal|shell|dan)\b|\bact as if you\b"
+    r"|\bpretend (?:to be|you are)\b|reveal your|print your (?:instructions|prompt)"
 )
 _GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|hallo|bonjour|salut"
@@ -36,9 +38,12 @@ _CAPABILITIES = re.compile(
 _CONFIRM = re.compile(
     r"^\s*(?:yes|yeah|yep|sure|ok(?:ay)?|confirm(?:ed)?|do it|go ahead|please do)\b"
 )
-_FORGET = re.compile(
-    r"\b(?:forget (?:me|everything|all|what you know|about me|my)|delete (?:my|all my) "
-    r"(?:data|profile|history)|erase my|wipe my)\b"
+_MY_DATA = r"(?:profile|data|history|preferences|likes|dislikes|ratings|memory)"
+_FORGET = re.compile(  # instructions to the agent only: not "help me forget my ex"
+    r"(?<!help me )(?<!make me )(?<!let me )(?<!to )"  # "help me forget everything": a mood
+    r"\bforget (?:everything|all|what you know|all you know)(?: about me)?\b"
+    r"|\bforget (?:about )?me\s*[.!]*$|\bforget about me\b"
+    rf"|\b(?:forget|delete|erase|wipe|remove|clear) (?:all )?my {_MY_DATA}\b"
 )
 _SHOW_PROFILE = re.compile(
     r"\bwhat do you (?:know|remember) about me\b|\bmy profile\b|\bwhat have i (?:liked|told you)\b"
@@ -149,7 +154,7 @@ def rules_calls(
     """
     text = message.strip()
     low = text.lower()
-    refs = references_in(text, shown)
+    refs = references_in(text, shown, catalogue)
     if pending == "forget" and _CONFIRM.search(low):
         return [{"name": "profile", "args": {"action": "forget", "confirm": True}}]
     if _INJECTION.search(low):
@@ -166,7 +171,7 @@ def rules_calls(
     liked, avoid = list(titles.liked_titles), list(titles.avoided_titles)
     if _EXPLAIN.search(low) and shown:
         return [{"name": "explain", "args": {"item": (refs or liked or ["#1"])[0]}}]
-    if _COMPARE.search(low):
+    if _COMPARE.search(titles.rest.lower()):  # not the "vs." of "The People vs. Larry Flynt"
         items = refs + liked
         if len(items) >= 2:
             return [{"name": "compare", "args": {"items": items[:4]}}]

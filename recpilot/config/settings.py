@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     als_iterations: int = Field(default=20, ge=1, description="ALS iterations.")
     als_regularization: float = Field(default=0.5, ge=0, description="ALS L2 weight.")
     als_alpha: float = Field(default=1.0, gt=0, description="ALS confidence scale.")
+    als_seed: int = Field(default=42, description="ALS random seed (factor initialisation).")
 
     # -- controller / fine ranking -----------------------------------------------------
     controller: Literal["llm", "rules", "pipeline"] = Field(

@@ -98,10 +98,6 @@ class Constraints(BaseModel):
             disfavor_categories=union(self.disfavor_categories, other.disfavor_categories),
         )
 
-    def hard_only(self) -> Constraints:
-        """The hard part: soft preferences dropped."""
-        return self.model_copy(update={"prefer_categories": [], "disfavor_categories": []})
-
     def has_preferences(self) -> bool:
         """True when a soft preference is set."""
         return bool(self.prefer_categories or self.disfavor_categories)

@@ -47,6 +47,12 @@ class Mention:
     end: int
 
 
+def _key(text: str) -> str:
+    """:func:`_fold` with runs of spaces collapsed: "Mrs. Doubtfire" folds to "mrs  doubtfire"
+    (the full stop becomes a space), the message's words join as "mrs doubtfire"."""
+    return " ".join(_fold(text).split())
+
+
 def _plain(word: str) -> str:
     folded = unicodedata.normalize("NFKD", word)
     return "".join(ch for ch in folded if not unicodedata.combining(ch)).lower()
@@ -67,7 +73,7 @@ class TitleIndex:
         for pos, title in enumerate(catalogue.items["title"]):
             main = _article_first(re.sub(r"\s*\([^()]*\)", "", title).strip())
             alts = [_article_first(a.strip()) for a in re.findall(r"\(([^()]*)\)", title)]
-            for form in {_fold(main), *(_fold(a) for a in alts if not a.isdigit())}:
+            for form in {_key(main), *(_key(a) for a in alts if not a.isdigit())}:
                 if form:
                     self.forms.setdefault(form, []).append(pos)
 
@@ -96,7 +102,7 @@ class TitleIndex:
             match = None
             for n in range(min(_MAX_WORDS, len(tokens) - i), 0, -1):
                 gram = " ".join(words[i : i + n])
-                positions = self.forms.get(_fold(gram))
+                positions = self.forms.get(_key(gram))
                 if not positions:
                     continue
                 nxt = i + n
@@ -132,7 +138,7 @@ class TitleIndex:
         Returns:
             Item ids, most popular first ([] for a name of under 3 letters).
         """
-        key = _fold(name)
+        key = _key(name)
         if len(key) < 3:
             return []
         positions = {p for form, ps in self.forms.items()

@@ -14,10 +14,13 @@ For a seeded sample of held-out users of the leave-one-out split (test phase):
    training items (the usual "filter seen" of leave-one-out; never shown to the
    agent), and HR@K / NDCG@K are computed on the held-out test item.
 
-Pipelines — all the same controller graph, fine ranking off (the protocol measures
-knowledge-driven understanding and recall, and keeps the LLM cost to 2–3 calls). Each
-is the default settings with a few switched (:data:`PIPELINES`), so the table shows
-what each switch buys:
+Pipelines — all the same graph with the fixed understand → plan workflow
+(``controller="pipeline"``: the agent's rules controller reads titles and genres
+itself, so under it ``named_titles`` and ``genre_preference`` would switch nothing),
+fine ranking off (the protocol measures knowledge-driven understanding and recall, and
+keeps the LLM cost to 2–3 calls), ALS seeded with the run's seed. Each is the default
+settings with a few switched (:data:`PIPELINES`), so the table shows what each switch
+buys:
 
 - ``popularity``: most-interacted items, message ignored;
 - ``no-llm``: the graph without an LLM, default settings: titles named in the message
@@ -224,10 +227,9 @@ def run_cold_start(
     others = train[~train["user_id"].isin(chosen)].reset_index(drop=True)
     catalogue = Catalogue(full.items, others, full.liked)
     data = TrainingData(others, catalogue.index_of, len(catalogue))
-    variants = {
-        p.name: settings.model_copy(update={"sample_generation": False, **dict(p.overrides)})
-        for p in pipelines
-    }
+    fixed = {"sample_generation": False, "controller": "pipeline", "als_seed": config.seed}
+    variants = {p.name: settings.model_copy(update={**fixed, **dict(p.overrides)})
+                for p in pipelines}  # fmt: skip
     models = {kind: fit_scorer(kind, data, settings)
               for kind in dict.fromkeys(v.coarse_model for v in variants.values())}  # fmt: skip
     universe = set(split.universe)

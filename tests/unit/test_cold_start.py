@@ -8,6 +8,7 @@ from recpilot.evals.cold_start import (
     ColdStartConfig,
     first_message,
     markdown_table,
+    run_cold_start,
     selected_pipelines,
 )
 
@@ -55,3 +56,16 @@ def test_pipelines_are_selected_by_name_and_llm_ones_need_the_llm():
         selected_pipelines(ColdStartConfig(pipelines=["nope"]))
     with pytest.raises(ValueError, match="--no-llm"):
         selected_pipelines(ColdStartConfig(llm=False, pipelines=["llm"]))
+
+
+def test_each_pipeline_switch_takes_effect(tiny_settings):
+    """The pipelines run the fixed workflow: under the agent's rules controller (the
+    default) the titles would be read anyway and ``no-titles`` would switch nothing."""
+    config = ColdStartConfig(users=3, llm=False, min_user=3, min_item=1,
+                             pipelines=["no-llm", "no-llm:no-titles"])  # fmt: skip
+    out = run_cold_start(tiny_settings, config)
+    assert len(out["per_user"]) == 3
+    for row in out["per_user"]:
+        assert row["no-llm"]["named"] and "i2i" in row["no-llm"]["channels"], row
+        assert row["no-llm:no-titles"]["named"] == [], row
+        assert "i2i" not in row["no-llm:no-titles"]["channels"], row

@@ -57,3 +57,18 @@ def test_a_franchise_is_every_title_that_starts_with_it(catalogue):
     assert sorted(index.franchise("Star Trek")) == ["7", "8"]
     assert sorted(index.franchise("alien")) == ["11", "9"]  # not "Aliens"
     assert index.franchise("a") == []
+
+
+def test_titles_with_inner_punctuation_are_found():
+    """A full stop inside a title ("Mrs.", "vs.") folds to a double space in the
+    catalogue's form; the message's words must still meet it."""
+    titles = [("1", "Mrs. Doubtfire", 1993), ("2", "People vs. Larry Flynt, The", 1996),
+              ("3", "Dr. Strangelove or: How I Learned to Stop Worrying", 1963)]  # fmt: skip
+    items = pd.DataFrame(titles, columns=["item_id", "title", "year"])
+    items["text"], items["categories"] = "", [["Comedy"]] * len(items)
+    inter = pd.DataFrame([("u1", "1")], columns=["user_id", "item_id"]).assign(
+        rating=5.0, timestamp=0)  # fmt: skip
+    cat = Catalogue(items, inter)
+    assert ids(cat, "I loved Mrs. Doubtfire (1993) and The People vs. Larry Flynt") == ["1", "2"]
+    assert ids(cat, "I loved Mrs Doubtfire and People vs Larry Flynt, The (1996)") == ["1", "2"]
+    assert title_index(cat).franchise("Mrs. Doubtfire") == ["1"]

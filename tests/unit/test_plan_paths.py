@@ -29,3 +29,11 @@ def test_trace_says_which_path_and_why(tiny_settings):
     notes = [next(s["note"] for s in st["stages"] if s["stage"] == "plan")
              for st in (warm, cold, anon)]  # fmt: skip
     assert notes[0].startswith("warm path") and notes[2].startswith("cold path")
+
+
+def test_coarse_keep_honours_the_k_the_user_asked_for(tiny_settings):
+    services = build_services(tiny_settings, None)
+    asked = build_graph().invoke(turn_input(None, "give me 30 comedies", k=3), context=services)
+    assert asked["intent"].k == 30 and asked["plan"].coarse_keep == 30
+    plain = build_graph().invoke(turn_input(None, "comedies", k=3), context=services)
+    assert plain["plan"].coarse_keep == tiny_settings.coarse_keep

@@ -135,7 +135,8 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
         fed = set(channels_registry.user_state_channels())
         extra = {c for c in usable_channels(warm, bool(intent.query), True) if c in fed}
         usable = [c for c in channels_registry.channel_names() if c in usable or c in extra]
-    keep = max(settings.coarse_keep, state.get("k", 10))
+    wanted = intent.k or state.get("k", 10)  # "30 comedies" wins over the request's k
+    keep = max(settings.coarse_keep, wanted)  # as respond cuts: never fewer than it shows
     asked = (state.get("funnel") or {}).get("fine_mode")
     fine_mode = state.get("fine_mode") or asked or settings.fine_mode
     if svc.llm is None:

@@ -177,7 +177,7 @@ def understand(state: State, runtime: Runtime[Services]) -> dict:
             codes += [Code.LLM_FAILED, Code.RULES_ONLY]
             codes += [Code.LLM_UNREACHABLE] if err.unreachable else []
             fallbacks.append(f"understand: LLM failed ({err}); used rules only")
-    refining = funnel is not None and str(funnel.get("note", "")).startswith("refine")
+    refining = funnel is not None and bool(funnel.get("refine"))
     if message and not refining and is_follow_up(intent.query or message):
         intent = follow_up(intent, previous_turn(state))
         codes.append(Code.FOLLOW_UP)
@@ -286,7 +286,7 @@ def from_funnel(funnel: dict, rules: Constraints, query: str) -> Intent:
         cons.year_min, cons.year_max = asked.year_min, asked.year_max
     cons.include_categories = [c for c in cons.include_categories
                                if c not in cons.exclude_categories]  # fmt: skip
-    refine = str(funnel.get("note", "")).startswith("refine")
+    refine = bool(funnel.get("refine"))
     text = funnel.get("query") or ""
     return Intent(
         query=text if refine else (strip_constraints(text) or query),

@@ -41,6 +41,9 @@ class FunnelRequest(BaseModel):
         seed_items: liked items that seed i2i and the user state.
         exclude_items: items never to show in this thread (named, seen, avoided).
         k: items wanted (None = the request's k); fine_mode: override or None.
+        refine: True when the request changes the previous list (the refine tool): its
+            query is the previous turn's, kept as is and never read as a follow-up.
+        note: one line for the trace.
     """
 
     query: str = ""
@@ -56,6 +59,7 @@ class FunnelRequest(BaseModel):
     exclude_items: list[str] = Field(default_factory=list)
     k: int | None = None
     fine_mode: str | None = None
+    refine: bool = False
     note: str = ""
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from recpilot.agent.tools import register
 from recpilot.agent.tools.base import AgentTool, ToolContext, ToolOutcome
-from recpilot.stores.profiles import load_profile, save_profile
+from recpilot.stores.profiles import UserProfile, update_profile
 
 
 class FeedbackArgs(BaseModel):
@@ -32,18 +32,27 @@ class Feedback(AgentTool):
     args_schema = FeedbackArgs
 
     def run(self, args: FeedbackArgs, ctx: ToolContext) -> ToolOutcome:  # type: ignore[override]
-        """Exclude the items from the thread; update the stored profile of a known user."""
+        """Exclude the items from the thread; update the stored profile of a known user.
+
+        The profile is read, changed and written under the user's lock
+        (:func:`recpilot.stores.profiles.update_profile`, as ``remember`` does), so two
+        concurrent turns of one user never lose each other's feedback.
+        """
         ids, failed = ctx.resolve(args.items)
         if not ids:
             return ToolOutcome(text="I couldn't tell which item you meant.", dropped=failed,
                                note="no item resolved")  # fmt: skip
         stored = ""
         if ctx.store is not None and ctx.user_id:
-            profile = load_profile(ctx.store, ctx.user_id)
-            for item_id in ids:
-                {"like": profile.like, "dislike": profile.dislike,
-                 "seen": profile.mark_seen}[args.kind](item_id)  # fmt: skip
-            save_profile(ctx.store, profile)
+
+            def fold(profile: UserProfile) -> bool:  # the stored profile, under the user's lock
+                before = profile.model_dump()
+                for item_id in ids:
+                    {"like": profile.like, "dislike": profile.dislike,
+                     "seen": profile.mark_seen}[args.kind](item_id)  # fmt: skip
+                return profile.model_dump() != before
+
+            update_profile(ctx.store, ctx.user_id, fold)  # a concurrent turn's like survives
             stored = " and in your profile"
         verb = {"like": "you liked", "dislike": "you didn't like", "seen": "you've seen"}[args.kind]
         names = ", ".join(ctx.label(i) for i in ids)

@@ -1,8 +1,11 @@
 """profile: what the agent knows about the user; forget it, after confirmation.
 
-``forget`` deletes the user's long-term profile only when the thread is waiting for
-that confirmation (the previous turn asked and the user said yes); the first request
-asks.
+``forget`` deletes the user's long-term profile (every store item under the user's
+namespace: :func:`recpilot.stores.profiles.forget_profile`) only when the thread is
+waiting for that confirmation (the previous turn asked and the user said yes); the
+first request asks. It does not delete chat threads (the checkpoints, this thread
+included), run traces or the service's feedback log — the replies say so and name
+``recpilot profile forget`` / ``DELETE /v1/profiles/{user_id}``, which delete those too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,17 @@ from recpilot.agent.tools.base import AgentTool, ToolContext, ToolOutcome
 from recpilot.stores.profiles import forget_profile, load_profile
 
 FORGET = "forget"
+_WHAT = "likes, dislikes, seen items, avoided categories, stated preferences and facts"
+ASK_FORGET = (
+    f"Should I delete your long-term profile ({_WHAT})? Answer 'yes' to confirm. "
+    "Chat threads, run traces and logged feedback stay; `recpilot profile forget {user}` "
+    "or DELETE /v1/profiles/{user} removes those too."
+)
+FORGOTTEN = (
+    f"Done: I deleted your long-term profile ({_WHAT}; {{n}} stored record(s)). Chat "
+    "threads, including this one, run traces and logged feedback are kept; "
+    "`recpilot profile forget {user}` or DELETE /v1/profiles/{user} removes those too."
+)
 
 
 class ProfileArgs(BaseModel):
@@ -41,13 +55,10 @@ class Profile(AgentTool):
         if args.action == "forget":
             if args.confirm and ctx.state.get("pending") == FORGET:
                 removed = forget_profile(ctx.store, ctx.user_id)
-                return ToolOutcome(text="Done: I've forgotten what I had stored about you.",
+                return ToolOutcome(text=FORGOTTEN.format(n=removed, user=ctx.user_id),
                                    note=f"forgotten ({removed} record(s))")  # fmt: skip
-            return ToolOutcome(
-                text="Should I delete everything I remember about you (likes, dislikes, "
-                "seen items, preferences)? Answer 'yes' to confirm.",
-                pending=FORGET, note="asked to confirm",
-            )  # fmt: skip
+            return ToolOutcome(text=ASK_FORGET.format(user=ctx.user_id), pending=FORGET,
+                               note="asked to confirm")  # fmt: skip
         p = load_profile(ctx.store, ctx.user_id)
         if p.is_empty() and not p.seen:
             return ToolOutcome(text="I don't remember anything about you yet.", note="empty")

@@ -52,6 +52,7 @@ class Refine(AgentTool):
             include_categories=list(prev.constraints.include_categories) if prev else [],
             seed_items=list(prev.liked_items) if prev else [],
             k=prev.k if prev else None,
+            refine=True,
             note=f"refine: {args.change}",
         )
         dropped: list[str] = []

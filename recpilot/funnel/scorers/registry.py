@@ -110,7 +110,7 @@ class ScorerKind:
 
 
 def fit_als(data: TrainingData, settings: Settings, params: BaseModel | None = None) -> Scorer:
-    """ALS with the settings' ``als_*`` hyper-parameters (``params`` is not used)."""
+    """ALS with the settings' ``als_*`` hyper-parameters and seed (``params`` is not used)."""
     return CollaborativeModel.train(
         data.interactions,
         data.index_of,
@@ -119,6 +119,7 @@ def fit_als(data: TrainingData, settings: Settings, params: BaseModel | None = N
         iterations=settings.als_iterations,
         regularization=settings.als_regularization,
         alpha=settings.als_alpha,
+        seed=settings.als_seed,
     )
 
 

@@ -35,7 +35,12 @@ _NEGATION_BEFORE = (
     r"|no more|no|not|never|nothing(?:\s+(?:like|with|from|by))?|anything\s+(?:but|except)"
     r"|except|without|skip|rather not(?:\s+(?:watch|see))?|sick of|tired of)"
 )
-_AVOID_RE = re.compile(rf"\b{_NEGATION_BEFORE}\s+(?:the\s+|any\s+)?$", re.IGNORECASE)
+# ... or a negated kind with the title as its example ("no slashers like Scream", "I hate
+# horror movies such as Alien"): one or two words between, no punctuation
+_AVOID_RE = re.compile(
+    rf"\b{_NEGATION_BEFORE}\s+(?:(?:[\w'-]+\s+){{1,2}}(?:like|such\s+as)\s+)?(?:the\s+|any\s+)?$",
+    re.IGNORECASE,
+)
 # a capitalised name right after a negation: a franchise the catalogue has no exact title
 # for ("no more Star Trek" → every "Star Trek…" title)
 _AVOIDED_NAME_RE = re.compile(
@@ -127,7 +132,8 @@ def read_titles(
     """Find the titles named in ``message`` and whether each is liked or avoided.
 
     A title is avoided when a negation ("hate", "avoid", "no", "nothing with", "anything
-    except", "rather not watch", "sick of", …) directly precedes it; otherwise it counts as
+    except", "rather not watch", "sick of", …) directly precedes it, or precedes a kind of
+    which it is the example ("no slashers like Scream"); otherwise it counts as
     liked (users name titles as examples of what they want). A capitalised name after
     such a negation that is no catalogue title but starts titles ("no more Star Trek")
     avoids that franchise.

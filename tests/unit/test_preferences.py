@@ -107,11 +107,18 @@ def test_hated_titles_exclude_their_franchise_and_liked_ones_seed(films):
 @pytest.mark.parametrize(
     "message",
     ["no Batman please", "nothing with Batman", "anything except Batman",
-     "I'd rather not watch Batman", "no more Batman"],
+     "I'd rather not watch Batman", "no more Batman", "no superhero films like Batman",
+     "I hate action movies such as Batman"],
 )
 def test_every_negation_phrasing_avoids_the_title(films, message):
     r = read_titles(films, message)
     assert r.liked == [] and r.avoided == ["3", "4", "5"] and r.avoided_titles == ["Batman"]
+
+
+def test_a_title_given_as_an_example_of_a_wanted_kind_stays_liked(films):
+    for message in ("crime films like Fargo", "no, I want something like Fargo"):
+        r = read_titles(films, message)
+        assert r.liked == ["6"] and r.avoided == [], message
 
 
 def test_a_negated_franchise_name_that_is_no_title_avoids_the_franchise(films):

@@ -75,10 +75,14 @@ async def chat(req: ChatRequest, engine: EngineDep, caller: Caller) -> EventSour
     node, LLM calls) as each node finishes; then ``result`` (the whole turn: items, reply,
     run id) or ``error`` (``{"error": ...}``). Constraints stated in earlier turns of the
     thread keep applying; items already shown are not repeated.
+
+    403 (JSON, no stream): ``thread_id`` is another user's thread; 503: LLM queue full.
     """
 
     req = req.model_copy(update={"user_id": caller.as_user(req.user_id)})
     engine.admit(req)  # a full LLM queue: 503 before the stream starts
+    # another user's thread: 403 before the stream starts (the app's handler)
+    await run_in_threadpool(engine.check_thread, req.user_id, req.thread_id)
 
     async def events():  # noqa: ANN202
         async for event, data in engine.stream(req, req.thread_id):

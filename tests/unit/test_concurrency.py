@@ -60,6 +60,31 @@ def test_limiter_bounds_in_flight_and_refuses_when_the_queue_is_full():
     assert s.wait_max_ms >= 100
 
 
+def test_limiter_serves_waiters_first_in_first_out_and_arrivals_do_not_overtake():
+    limiter = LLMLimiter(max_in_flight=1, max_waiting=4, wait_timeout_s=5)
+    order: list[str] = []
+
+    def waiter(name: str) -> None:
+        with limiter.slot():
+            order.append(name)
+
+    threads = []
+    with limiter.slot():
+        for i, name in enumerate(("a", "b", "c")):
+            threads.append(threading.Thread(target=waiter, args=(name,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 5
+            while limiter.stats().waiting < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert limiter.stats().waiting == 3
+    # the slot was just freed and "a" not yet woken: this arrival queues behind a, b, c
+    waiter("late")
+    for t in threads:
+        t.join(5)
+    assert order == ["a", "b", "c", "late"]
+    assert limiter.stats().waiting == 0
+
+
 def test_limiter_wait_times_out_with_a_busy_error():
     limiter = LLMLimiter(max_in_flight=1, max_waiting=3, wait_timeout_s=0.2)
     with limiter.slot():
@@ -192,7 +217,7 @@ def test_two_turns_of_one_thread_never_interleave(llm_service):
                 return r.status_code, r.read()
 
         futures = [pool.submit(chat, b) for b in bodies]
-        assert all(f.result()[0] == 200 for f in futures)
+        assert all(f.result()[0] == 200 for f in futures), [f.result() for f in futures]
         runs = c.get("/v1/traces", params={"thread_id": "same-t"}).json()
     assert len(runs) == 2
     spans = []

@@ -31,7 +31,7 @@ from recpilot.service.auth import BodyLimitMiddleware
 from recpilot.service.engine import Engine
 from recpilot.service.schemas import ReadyOut
 from recpilot.stores.checkpoints import ping_checkpointer
-from recpilot.stores.postgres import PostgresUnavailableError, is_postgres_url
+from recpilot.stores.postgres import PostgresUnavailableError, close_pools, is_postgres_url
 from recpilot.stores.profiles import StoreUnavailableError
 
 log = logging.getLogger("recpilot.service")
@@ -156,8 +156,10 @@ def create_app(
     Args:
         settings: configuration (``api_keys``, ``max_request_bytes``, data directory, LLM).
         use_llm: False serves without any LLM (rules plan, coarse order).
-        recommender: an already entered Recommender to serve (the caller closes it);
-            None: one is opened at startup and closed at shutdown.
+        recommender: an already entered Recommender to serve (the caller closes it and
+            its PostgreSQL pools); None: one is opened at startup and closed at shutdown,
+            then the process's PostgreSQL pools (``stores.postgres.close_pools``). The
+            keyed locks' pools are closed at shutdown either way.
 
     Returns:
         The FastAPI app.
@@ -166,8 +168,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.ExitStack() as stack:
+            if recommender is None:  # ours: at shutdown close it, then the process's pools
+                stack.callback(close_pools)  # PostgreSQL pools of the stores (after rec)
             rec = recommender or stack.enter_context(Recommender(settings, use_llm=use_llm))
-            app.state.engine = Engine(rec)
+            engine = Engine(rec)
+            stack.callback(engine.locks.close)  # the lock pools (reopened on next use)
+            app.state.engine = engine
             yield
 
     app = FastAPI(

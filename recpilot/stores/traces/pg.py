@@ -57,7 +57,6 @@ class PostgresTraceStore:
     PRUNE_EVERY = 100
 
     def __init__(self, url: str, keep: int = 5000) -> None:
-        self.url = url
         self.keep = keep
         self._saves = 0
         self.pool = shared_pool(url)

@@ -36,6 +36,25 @@ def test_a_database_url_that_is_not_postgres_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("RECPILOT_DATABASE_URL", "sqlite:///x.db")
     out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--no-llm"])
     assert out.exit_code == 2 and "not a PostgreSQL URL" in " ".join(out.output.split())
+    monkeypatch.setenv("RECPILOT_DATABASE_URL", "mysql://app:s3cret@db:3306/x")
+    out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--no-llm"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2 and "mysql://app:***@db:3306/x" in text and "s3cret" not in text
+
+
+def test_one_postgres_url_test_and_password_redaction():
+    from recpilot.config.db_urls import is_postgres_url, redact_url
+    from recpilot.config.settings import Settings
+    from recpilot.stores.locks import KeyedLocks, locks_for
+    from recpilot.stores.profiles import store_backend
+
+    assert is_postgres_url("postgresql://h/db") and is_postgres_url("postgres://h/db")
+    assert not is_postgres_url("postgresqlx://h/db") and not is_postgres_url(None)
+    assert redact_url("postgresql://u:p@ss@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert type(locks_for("postgresqlx://h/db")) is KeyedLocks  # not a PostgreSQL URL
+    pg = Settings(store_url="postgres://u:p@h/db", _env_file=None)
+    assert store_backend(pg) == ("postgres", "postgres://u:p@h/db")
 
 
 def test_bench_helpers_overlap_percentile_and_rss():

@@ -34,7 +34,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -47,6 +46,7 @@ import httpx
 import numpy as np
 
 from recpilot.config.settings import Settings
+from recpilot.llm.server import free_port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,13 +68,6 @@ def tree_rss_mb(pid: int) -> float:
                 children = (task / "children").read_text().split()
                 todo.extend(int(c) for c in children)
     return total_kb / 1024
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -246,7 +246,9 @@ def ensure_gguf(settings: Settings) -> Path:
 # -- the server ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the OS picks it; another process may
+    take it before it is bound again, so bind soon)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -370,7 +372,7 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
             raise LLMSetupError(f"llama-cpp-python is not installed; {BUILD_HINT}")
         gguf = self.gguf_path or ensure_gguf(self.settings)
         if self.settings.embedded_port == 0:
-            self.port = _free_port()
+            self.port = free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(

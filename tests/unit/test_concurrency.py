@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from standin_llm import free_port, start_standin, stats
+from standin_llm import start_standin, stats
 
 from recpilot.llm.errors import LLMBusyError
 from recpilot.llm.limiter import LLMLimiter
+from recpilot.llm.server import free_port
 from recpilot.service.background import serve_in_thread
 from recpilot.stores.locks import KeyedLocks
 

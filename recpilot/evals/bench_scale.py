@@ -239,11 +239,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     with contextlib.ExitStack() as stack:
         if not args.no_llm_turns and not settings.llm_base_url:
-            from recpilot.llm.server import resolve_llm
+            from recpilot.llm.server import embedded_client_settings, resolve_llm, settings_env
 
             url = stack.enter_context(resolve_llm(settings))
-            env.update(RECPILOT_LLM_BASE_URL=url, RECPILOT_LLM_JSON_MODE="json_object_schema",
-                       RECPILOT_LLM_MAX_IN_FLIGHT="1")  # fmt: skip
+            env.update(settings_env(embedded_client_settings(url)))
         for n in workers:
             run: dict[str, Any] = {"workers": n}
             with serve(n, env, use_llm=not args.no_llm_turns) as (url, pid):

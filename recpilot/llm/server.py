@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -241,6 +241,30 @@ def ensure_gguf(settings: Settings) -> Path:
         raise
     marker.write_text(_marker_text(gguf))
     return gguf
+
+
+def embedded_client_settings(base_url: str) -> dict[str, Any]:
+    """Settings fields for a client of an embedded llama-cpp-python server started
+    elsewhere (``recpilot serve --workers N``'s parent, a benchmark): its ``base_url``
+    (``http://127.0.0.1:PORT/v1``), llama-cpp-python's JSON-mode form and one completion
+    in flight (the server computes one at a time).
+
+    Returns:
+        ``{"llm_base_url", "llm_json_mode", "llm_max_in_flight"}`` for
+        ``Settings.model_copy(update=...)``; :func:`settings_env` turns it into
+        ``RECPILOT_*`` environment variables.
+    """
+    return {
+        "llm_base_url": base_url,
+        "llm_json_mode": "json_object_schema",
+        "llm_max_in_flight": 1,
+    }
+
+
+def settings_env(fields: dict[str, Any]) -> dict[str, str]:
+    """Settings fields as the ``RECPILOT_*`` environment variables that set them
+    (e.g. ``{"llm_max_in_flight": 1}`` → ``{"RECPILOT_LLM_MAX_IN_FLIGHT": "1"}``)."""
+    return {f"RECPILOT_{name.upper()}": str(value) for name, value in fields.items()}
 
 
 # -- the server ----------------------------------------------------------------------------

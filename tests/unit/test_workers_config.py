@@ -64,3 +64,17 @@ def test_bench_helpers_overlap_percentile_and_rss():
     assert overlapping(samples, turns) == [5.0, 3.0]  # inside an LLM turn only
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([], 95) == 0.0
     assert tree_rss_mb(os.getpid()) > 10
+
+
+def test_the_embedded_clients_settings_are_the_same_as_fields_and_as_environment(monkeypatch):
+    from recpilot.config.settings import Settings
+    from recpilot.llm.server import embedded_client_settings, settings_env
+
+    fields = embedded_client_settings("http://127.0.0.1:9/v1")
+    assert Settings(_env_file=None).model_copy(update=fields).llm_max_in_flight == 1
+    for name, value in settings_env(fields).items():  # what bench_scale passes to workers
+        monkeypatch.setenv(name, value)
+    s = Settings(_env_file=None)
+    assert (s.llm_base_url, s.llm_json_mode, s.llm_max_in_flight) == (
+        "http://127.0.0.1:9/v1", "json_object_schema", 1,
+    )

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
@@ -38,13 +39,25 @@ log = logging.getLogger("recpilot.service")
 STORE_RETRY_AFTER_S = 2  # Retry-After when a database is down (a restart takes seconds)
 
 
+SQLITE_TRANSIENT = {5, 6, 10}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR (primary codes)
+
+
+def sqlite_transient(err: sqlite3.OperationalError) -> bool:
+    """True when a SQLite error is worth a retry: busy, locked or a disk I/O error (its
+    result code, https://www.sqlite.org/rescode.html, masked to the primary code). A
+    missing table or a bad statement is a bug or a damaged file, not an outage."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in SQLITE_TRANSIENT
+    text = str(err).lower()
+    return "locked" in text or "busy" in text or "disk i/o error" in text
+
+
 def store_error_types() -> list[type[Exception]]:
     """Exceptions meaning "a database is unreachable right now" (answered 503, not 500):
-    SQLite's OperationalError (locked, disk), psycopg's OperationalError and the pool's
-    timeout, when the PostgreSQL driver is installed."""
-    import sqlite3
-
-    types: list[type[Exception]] = [sqlite3.OperationalError, PostgresUnavailableError]
+    psycopg's OperationalError and the pool's timeout, when the PostgreSQL driver is
+    installed. (SQLite's OperationalError is 503 only when :func:`sqlite_transient`.)"""
+    types: list[type[Exception]] = [PostgresUnavailableError]
     try:
         import psycopg
         import psycopg_pool
@@ -116,6 +129,12 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": f"internal error ({type(exc).__name__}); see the server log"},
             status_code=500,
         )
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def sqlite_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        if sqlite_transient(exc):  # locked, busy, disk I/O: retry shortly
+            return await store_down(request, exc)
+        return await unexpected(request, exc)  # e.g. "no such table": a 500, logged
 
 
 def readiness(engine: Engine) -> ReadyOut:

@@ -76,17 +76,20 @@ class Engine:
                 )
 
     def check_thread(self, user_id: str | None, thread_id: str) -> None:
-        """Refuse continuing a chat thread that another user started (blocking: reads the
-        thread's last checkpoint; call from a worker thread). The same rule the runner
-        applies inside the turn, checked early so the service can answer 403 before an
-        SSE stream starts. A new thread (no checkpoint yet) passes.
+        """Refuse continuing a chat thread that another user started (blocking: waits for
+        a running turn of the thread, then reads its last checkpoint; call from a worker
+        thread). The same rule the runner applies inside the turn, checked early so the
+        service can answer 403 before an SSE stream starts. It holds the thread's lock
+        like the runner does: a turn in progress writes intermediate checkpoints that are
+        not the thread's state. A new thread (no checkpoint yet) passes.
 
         Raises:
             ThreadOfAnotherUserError: the thread's stored ``user_id`` differs from
                 ``user_id`` (the service answers 403).
         """
         config = {"configurable": {"thread_id": thread_id}}
-        previous = self.rec.chat_graph.get_state(config).values
+        with self.locks.hold(thread_key(thread_id)):
+            previous = self.rec.chat_graph.get_state(config).values
         if previous and previous.get("user_id") != user_id:
             raise ThreadOfAnotherUserError(
                 f"thread {thread_id!r} belongs to another user; start a new thread"

@@ -274,6 +274,9 @@ def test_a_killed_llm_mid_request_falls_back_marked_and_recovers(tiny_settings):
             assert r.status_code == 200, r.text
             out = r.json()
             assert out["items"] and out["llm"]["failed"] >= 1 and out["fallbacks"]
+            down = c.post("/v1/items/1/describe")  # the LLM is down: 503, not 500
+            assert down.status_code == 503, down.text
+            assert down.headers["retry-after"].isdigit() and "LLM failed" in down.json()["error"]
             proc = start_standin(port, 0.0)  # back on the same port: no service restart
             r = c.post("/v1/recommend", json=body)
             assert r.status_code == 200 and r.json()["llm"]["calls"] >= 1

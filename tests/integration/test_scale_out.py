@@ -159,6 +159,28 @@ def test_a_user_lock_inside_thread_locks_never_waits_on_their_connections(pg_url
         locks.close()
 
 
+def test_postgres_traces_behave_like_sqlite_and_a_resave_replaces_every_column(
+    pg_url, tmp_path
+):
+    from recpilot.stores.traces.pg import PostgresTraceStore
+    from recpilot.stores.traces.recorder import RunTrace
+    from recpilot.stores.traces.store import TraceNotFound, TraceStore
+
+    user, run_id = f"tr-{uuid.uuid4().hex[:6]}", f"run-{uuid.uuid4().hex[:12]}"
+    first = RunTrace(run_id=run_id, thread_id="t", user_id=user, message="first", k=3,
+                     started_at="2026-12-07T19:00:00", total_ms=5.0)  # fmt: skip
+    again = first.model_copy(update={"message": "again", "llm_calls": 2, "fallbacks": ["x"]})
+    for store in (PostgresTraceStore(pg_url), TraceStore(tmp_path / "traces.sqlite")):
+        store.save(first)
+        store.save(again)  # the same run id: every column replaced
+        (row,) = store.list(5, user_id=user)
+        assert (row.run_id, row.message, row.llm_calls, row.fell_back) == (run_id, "again", 2, True)
+        assert store.get(run_id[:10]).message == "again"  # a unique prefix
+        with pytest.raises(TraceNotFound):
+            store.get("run-" + "0" * 12)
+        assert store.delete_user(user) == 1
+
+
 def on_worker(url: str, workers: set[str], timeout_s: float = 60) -> tuple[httpx.Client, str]:
     """A fresh client whose (kept-alive) connection landed on one of ``workers`` (pids):
     new connections until ``/v1/health`` names one; the caller closes the client."""

@@ -73,7 +73,7 @@ def serve_workers(settings: object, use_llm: bool) -> None:
 
     from recpilot.cli.main import clean_errors, err_console
     from recpilot.config.settings import Settings
-    from recpilot.llm.server import resolve_llm
+    from recpilot.llm.server import embedded_client_settings, resolve_llm
     from recpilot.service.app import SETTINGS_ENV, USE_LLM_ENV
 
     assert isinstance(settings, Settings)
@@ -82,13 +82,7 @@ def serve_workers(settings: object, use_llm: bool) -> None:
         if use_llm and not settings.llm_base_url:
             with err_console.status("starting the embedded LLM …"):
                 url = stack.enter_context(resolve_llm(settings))
-            child = settings.model_copy(
-                update={
-                    "llm_base_url": url,
-                    "llm_json_mode": "json_object_schema",  # llama-cpp-python's form
-                    "llm_max_in_flight": 1,  # one completion at a time on that server
-                }
-            )
+            child = settings.model_copy(update=embedded_client_settings(url))
         os.environ[SETTINGS_ENV] = child.model_dump_json()
         os.environ[USE_LLM_ENV] = "1" if use_llm else "0"
         url = f"http://{settings.service_host}:{settings.service_port}"

@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recpilot.config.db_urls import is_postgres_url, redact_url
+
 FineMode = Literal["pointwise", "listwise", "off"]
 JsonMode = Literal["auto", "json_object_schema", "json_schema"]
 
@@ -263,9 +265,9 @@ class Settings(BaseSettings):
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if value.split("://", 1)[0] not in ("postgres", "postgresql"):
+        if not is_postgres_url(value.strip()):
             raise ValueError(
-                f"RECPILOT_DATABASE_URL={value!r} is not a PostgreSQL URL; fix: "
+                f"RECPILOT_DATABASE_URL={redact_url(value)!r} is not a PostgreSQL URL; fix: "
                 "RECPILOT_DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DBNAME, or unset "
                 "it for the SQLite files"
             )

@@ -38,7 +38,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -51,6 +50,7 @@ import httpx
 import numpy as np
 
 from recpilot.config.settings import Settings
+from recpilot.llm.server import free_port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -72,13 +72,6 @@ def tree_rss_mb(pid: int) -> float:
                 children = (task / "children").read_text().split()
                 todo.extend(int(c) for c in children)
     return total_kb / 1024
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -313,11 +306,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     with contextlib.ExitStack() as stack:
         if not args.no_llm_turns and not settings.llm_base_url:
-            from recpilot.llm.server import resolve_llm
+            from recpilot.llm.server import embedded_client_settings, resolve_llm, settings_env
 
             url = stack.enter_context(resolve_llm(settings))
-            env.update(RECPILOT_LLM_BASE_URL=url, RECPILOT_LLM_JSON_MODE="json_object_schema",
-                       RECPILOT_LLM_MAX_IN_FLIGHT="1")  # fmt: skip
+            env.update(settings_env(embedded_client_settings(url)))
         for n in workers:
             run: dict[str, Any] = {"workers": n}
             with serve(n, env, use_llm=not args.no_llm_turns) as (url, pid):

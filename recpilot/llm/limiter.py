@@ -3,8 +3,9 @@
 The embedded llama-cpp-python server computes one completion at a time; a second request
 sent to it only queues inside the server, where nothing can bound or observe it. So every
 call of an :class:`~recpilot.llm.client.LLMClient` passes through one limiter per process:
-``max_in_flight`` calls run, up to ``max_waiting`` more wait (FIFO by the condition
-variable's wake-up order), and a call that finds the queue full — or waits longer than
+``max_in_flight`` calls run, up to ``max_waiting`` more wait in arrival order (FIFO: a
+caller arriving while others wait queues behind them, even when a slot is free for a
+moment), and a call that finds the queue full — or waits longer than
 ``wait_timeout_s`` — gets :class:`LLMBusyError` at once. The graph's nodes treat that
 like any :class:`~recpilot.llm.client.LLMError` (fall back, marked in the trace); the HTTP
 service checks :meth:`LLMLimiter.saturated` before starting an LLM turn and answers 503
@@ -63,7 +64,9 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 class LLMLimiter:
-    """A bounded semaphore with a bounded, timed wait queue (thread-safe).
+    """A bounded semaphore with a bounded, timed, first-in-first-out wait queue
+    (thread-safe). Each waiting call holds a ticket; only the oldest ticket may take a
+    freed slot, so a newly arriving call never overtakes a waiting one.
 
     Args:
         max_in_flight: calls that may run at once (>= 1).
@@ -87,7 +90,8 @@ class LLMLimiter:
         self.retry_after_s = retry_after_s
         self._cond = threading.Condition()
         self._in_flight = 0
-        self._waiting = 0
+        self._queue: deque[int] = deque()  # tickets of the waiting calls, oldest first
+        self._tickets = 0
         self._admitted = 0
         self._refused = 0
         self._waits_ms: deque[float] = deque(maxlen=WAITS_KEPT)
@@ -95,7 +99,8 @@ class LLMLimiter:
     def saturated(self) -> bool:
         """True when a new call would be refused now (every slot busy, queue full)."""
         with self._cond:
-            return self._in_flight >= self.max_in_flight and self._waiting >= self.max_waiting
+            busy = self._in_flight >= self.max_in_flight or bool(self._queue)
+            return busy and len(self._queue) >= self.max_waiting
 
     def _refuse(self, why: str) -> LLMBusyError:
         self._refused += 1
@@ -110,19 +115,23 @@ class LLMLimiter:
         """
         start = time.perf_counter()
         with self._cond:
-            if self._in_flight >= self.max_in_flight:
-                if self._waiting >= self.max_waiting:
+            if self._in_flight >= self.max_in_flight or self._queue:
+                if len(self._queue) >= self.max_waiting:
                     raise self._refuse(
-                        f"LLM busy: {self._in_flight} call(s) running and {self._waiting} "
-                        "waiting (the queue is full)"
+                        f"LLM busy: {self._in_flight} call(s) running and "
+                        f"{len(self._queue)} waiting (the queue is full)"
                     )
-                self._waiting += 1
+                self._tickets += 1
+                ticket = self._tickets
+                self._queue.append(ticket)
                 try:
                     got = self._cond.wait_for(
-                        lambda: self._in_flight < self.max_in_flight, self.wait_timeout_s
+                        lambda: self._queue[0] == ticket and self._in_flight < self.max_in_flight,
+                        self.wait_timeout_s,
                     )
                 finally:
-                    self._waiting -= 1
+                    self._queue.remove(ticket)
+                    self._cond.notify_all()  # the next ticket may be first now
                 if not got:
                     raise self._refuse(
                         f"LLM busy: no slot within {self.wait_timeout_s:g} s of queueing"
@@ -136,7 +145,7 @@ class LLMLimiter:
         finally:
             with self._cond:
                 self._in_flight -= 1
-                self._cond.notify()
+                self._cond.notify_all()  # only the oldest ticket proceeds
 
     def stats(self) -> LimiterStats:
         """The current :class:`LimiterStats`."""
@@ -146,7 +155,7 @@ class LLMLimiter:
                 max_in_flight=self.max_in_flight,
                 max_waiting=self.max_waiting,
                 in_flight=self._in_flight,
-                waiting=self._waiting,
+                waiting=len(self._queue),
                 admitted=self._admitted,
                 refused=self._refused,
                 wait_p50_ms=round(_percentile(waits, 0.5), 1),

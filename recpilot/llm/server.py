@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -244,10 +244,36 @@ def ensure_gguf(settings: Settings) -> Path:
     return gguf
 
 
+def embedded_client_settings(base_url: str) -> dict[str, Any]:
+    """Settings fields for a client of an embedded llama-cpp-python server started
+    elsewhere (``recpilot serve --workers N``'s parent, a benchmark): its ``base_url``
+    (``http://127.0.0.1:PORT/v1``), llama-cpp-python's JSON-mode form and one completion
+    in flight (the server computes one at a time).
+
+    Returns:
+        ``{"llm_base_url", "llm_json_mode", "llm_max_in_flight"}`` for
+        ``Settings.model_copy(update=...)``; :func:`settings_env` turns it into
+        ``RECPILOT_*`` environment variables.
+    """
+    return {
+        "llm_base_url": base_url,
+        "llm_json_mode": "json_object_schema",
+        "llm_max_in_flight": 1,
+    }
+
+
+def settings_env(fields: dict[str, Any]) -> dict[str, str]:
+    """Settings fields as the ``RECPILOT_*`` environment variables that set them
+    (e.g. ``{"llm_max_in_flight": 1}`` → ``{"RECPILOT_LLM_MAX_IN_FLIGHT": "1"}``)."""
+    return {f"RECPILOT_{name.upper()}": str(value) for name, value in fields.items()}
+
+
 # -- the server ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the OS picks it; another process may
+    take it before it is bound again, so bind soon)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -383,7 +409,7 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
             raise LLMSetupError(f"llama-cpp-python is not installed; {BUILD_HINT}")
         gguf = self.gguf_path or ensure_gguf(self.settings)
         if self.settings.embedded_port == 0:
-            self.port = _free_port()
+            self.port = free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(

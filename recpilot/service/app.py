@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
@@ -31,20 +32,32 @@ from recpilot.service.auth import BodyLimitMiddleware
 from recpilot.service.engine import Engine
 from recpilot.service.schemas import ReadyOut
 from recpilot.stores.checkpoints import ping_checkpointer
-from recpilot.stores.postgres import PostgresUnavailableError, is_postgres_url
+from recpilot.stores.postgres import PostgresUnavailableError, close_pools, is_postgres_url
 from recpilot.stores.profiles import StoreUnavailableError
 
 log = logging.getLogger("recpilot.service")
 STORE_RETRY_AFTER_S = 2  # Retry-After when a database is down (a restart takes seconds)
 
 
+SQLITE_TRANSIENT = {5, 6, 10}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR (primary codes)
+
+
+def sqlite_transient(err: sqlite3.OperationalError) -> bool:
+    """True when a SQLite error is worth a retry: busy, locked or a disk I/O error (its
+    result code, https://www.sqlite.org/rescode.html, masked to the primary code). A
+    missing table or a bad statement is a bug or a damaged file, not an outage."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in SQLITE_TRANSIENT
+    text = str(err).lower()
+    return "locked" in text or "busy" in text or "disk i/o error" in text
+
+
 def store_error_types() -> list[type[Exception]]:
     """Exceptions meaning "a database is unreachable right now" (answered 503, not 500):
-    SQLite's OperationalError (locked, disk), psycopg's OperationalError and the pool's
-    timeout, when the PostgreSQL driver is installed."""
-    import sqlite3
-
-    types: list[type[Exception]] = [sqlite3.OperationalError, PostgresUnavailableError]
+    psycopg's OperationalError and the pool's timeout, when the PostgreSQL driver is
+    installed. (SQLite's OperationalError is 503 only when :func:`sqlite_transient`.)"""
+    types: list[type[Exception]] = [PostgresUnavailableError]
     try:
         import psycopg
         import psycopg_pool
@@ -117,6 +130,12 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=500,
         )
 
+    @app.exception_handler(sqlite3.OperationalError)
+    async def sqlite_error(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        if sqlite_transient(exc):  # locked, busy, disk I/O: retry shortly
+            return await store_down(request, exc)
+        return await unexpected(request, exc)  # e.g. "no such table": a 500, logged
+
 
 def readiness(engine: Engine) -> ReadyOut:
     """Check the LLM endpoint, Chroma and the SQLite stores (blocking; a few ms to seconds)."""
@@ -156,8 +175,10 @@ def create_app(
     Args:
         settings: configuration (``api_keys``, ``max_request_bytes``, data directory, LLM).
         use_llm: False serves without any LLM (rules plan, coarse order).
-        recommender: an already entered Recommender to serve (the caller closes it);
-            None: one is opened at startup and closed at shutdown.
+        recommender: an already entered Recommender to serve (the caller closes it and
+            its PostgreSQL pools); None: one is opened at startup and closed at shutdown,
+            then the process's PostgreSQL pools (``stores.postgres.close_pools``). The
+            keyed locks' pools are closed at shutdown either way.
 
     Returns:
         The FastAPI app.
@@ -166,8 +187,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.ExitStack() as stack:
+            if recommender is None:  # ours: at shutdown close it, then the process's pools
+                stack.callback(close_pools)  # PostgreSQL pools of the stores (after rec)
             rec = recommender or stack.enter_context(Recommender(settings, use_llm=use_llm))
-            app.state.engine = Engine(rec)
+            engine = Engine(rec)
+            stack.callback(engine.locks.close)  # the lock pools (reopened on next use)
+            app.state.engine = engine
             yield
 
     app = FastAPI(

@@ -79,7 +79,7 @@ def require_api_key(request: Request) -> Principal:
     time taken does not tell which list a key is in.
 
     Returns:
-        The caller's :class:`Principal` (also stored as ``request.state.principal``).
+        The caller's :class:`Principal`.
 
     Raises:
         HTTPException: 401 when the key is missing or wrong.
@@ -101,7 +101,6 @@ def require_api_key(request: Request) -> Principal:
             detail="missing or invalid API key (send 'Authorization: Bearer KEY' or 'X-API-Key')",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    request.state.principal = principal
     return principal
 
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-from recpilot.agent.runner import Recommender, TurnResult
+from recpilot.agent.runner import Recommender, ThreadOfAnotherUserError, TurnResult
 from recpilot.llm.errors import LLMBusyError
 from recpilot.service.profiles import LongTermProfiles, ProfileService
 from recpilot.service.schemas import RecommendRequest
@@ -74,6 +74,26 @@ class Engine:
                     "the LLM is busy (every slot in use and the queue full); retry later",
                     retry_after_s=limiter.retry_after_s,
                 )
+
+    def check_thread(self, user_id: str | None, thread_id: str) -> None:
+        """Refuse continuing a chat thread that another user started (blocking: waits for
+        a running turn of the thread, then reads its last checkpoint; call from a worker
+        thread). The same rule the runner applies inside the turn, checked early so the
+        service can answer 403 before an SSE stream starts. It holds the thread's lock
+        like the runner does: a turn in progress writes intermediate checkpoints that are
+        not the thread's state. A new thread (no checkpoint yet) passes.
+
+        Raises:
+            ThreadOfAnotherUserError: the thread's stored ``user_id`` differs from
+                ``user_id`` (the service answers 403).
+        """
+        config = {"configurable": {"thread_id": thread_id}}
+        with self.locks.hold(thread_key(thread_id)):
+            previous = self.rec.chat_graph.get_state(config).values
+        if previous and previous.get("user_id") != user_id:
+            raise ThreadOfAnotherUserError(
+                f"thread {thread_id!r} belongs to another user; start a new thread"
+            )
 
     def run(
         self,

@@ -8,22 +8,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
+from recpilot.agent.nodes.common import item_noun
 from recpilot.agent.runner import TurnResult
 from recpilot.content.facts import item_facts
 from recpilot.content.grounded import Grounded, Kind, generate_grounded
-from recpilot.data.meta import read_meta
+from recpilot.llm.errors import LLMBusyError, LLMError
 from recpilot.service.auth import Principal, require_api_key
 from recpilot.service.engine import Engine
 from recpilot.service.schemas import (
     ChatRequest,
+    DescribeRequest,
     ErrorOut,
     FeedbackOut,
     FeedbackRequest,
     ProfileDeleted,
     ProfileOut,
+    PromoteRequest,
     RecommendRequest,
 )
 from recpilot.stores.traces.recorder import RunTrace
@@ -75,10 +77,14 @@ async def chat(req: ChatRequest, engine: EngineDep, caller: Caller) -> EventSour
     node, LLM calls) as each node finishes; then ``result`` (the whole turn: items, reply,
     run id) or ``error`` (``{"error": ...}``). Constraints stated in earlier turns of the
     thread keep applying; items already shown are not repeated.
+
+    403 (JSON, no stream): ``thread_id`` is another user's thread; 503: LLM queue full.
     """
 
     req = req.model_copy(update={"user_id": caller.as_user(req.user_id)})
     engine.admit(req)  # a full LLM queue: 503 before the stream starts
+    # another user's thread: 403 before the stream starts (the app's handler)
+    await run_in_threadpool(engine.check_thread, req.user_id, req.thread_id)
 
     async def events():  # noqa: ANN202
         async for event, data in engine.stream(req, req.thread_id):
@@ -144,41 +150,37 @@ async def get_trace(run_id: str, engine: EngineDep, caller: Caller) -> RunTrace:
     return trace
 
 
-class PromoteRequest(BaseModel):
-    """Body of ``POST /v1/items/{item_id}/promote``."""
-
-    audience: str = Field(default="anyone", min_length=1, max_length=200)
-    attempts: int = Field(default=3, ge=1, le=5)
-
-
-class DescribeRequest(BaseModel):
-    """Body of ``POST /v1/items/{item_id}/describe`` (optional)."""
-
-    attempts: int = Field(default=3, ge=1, le=5)
-
-
 def _grounded(engine: Engine, item_id: str, kind: Kind, audience: str, attempts: int) -> Grounded:
     """Write a fact-checked text about one item (see :mod:`recpilot.content.grounded`).
 
     Raises:
         HTTPException: 404 for an unknown item id, 503 when the service runs without an
-            LLM, 422 when every attempt failed the fact-check (body lists the problems).
+            LLM or the LLM is down or timed out (with ``Retry-After``), 422 when every
+            attempt failed the fact-check (body lists the problems).
+        LLMBusyError: the LLM queue is full (the app answers 503 with ``Retry-After``).
     """
     svc = engine.rec.services
     assert svc is not None
+    noun = item_noun(svc)
     if not svc.catalogue.has(item_id):
-        raise HTTPException(404, f"unknown item id {item_id!r}: not in the catalogue")
+        raise HTTPException(404, f"unknown {noun} id {item_id!r}: not in the catalogue")
     if svc.llm is None:
         raise HTTPException(503, "this service runs without an LLM (started with use_llm=False)")
-    noun = "item"
-    if (engine.settings.dataset_dir / "meta.json").is_file():
-        noun = read_meta(engine.settings.dataset_dir).item_noun
     facts = item_facts(svc.catalogue, item_id, noun)
     # LLM calls pass the client's limiter (one in flight for the embedded server; a full
     # queue raises LLMBusyError, answered 503 with Retry-After by the app).
-    result = generate_grounded(
-        svc.llm, svc.catalogue, facts, kind, audience=audience, attempts=attempts
-    )
+    try:
+        result = generate_grounded(
+            svc.llm, svc.catalogue, facts, kind, audience=audience, attempts=attempts
+        )
+    except LLMBusyError:
+        raise
+    except LLMError as err:  # unreachable or timed out (invalid output counts as an attempt)
+        raise HTTPException(
+            503,
+            f"the LLM failed ({err}); retry shortly",
+            headers={"Retry-After": str(svc.llm.limiter.retry_after_s)},
+        ) from None
     if not result.ok:
         problems = "; ".join(p for attempt in result.problems for p in attempt)
         raise HTTPException(
@@ -194,7 +196,8 @@ def describe_item(
     """A short description of the item; every fact (year, categories, people, rating
     figures) checked by code against the catalogue, its text and its statistics.
 
-    404: unknown item id; 503: no LLM; 422: every attempt failed the fact-check."""
+    404: unknown item id; 503: no LLM, the LLM down or busy (``Retry-After``); 422: every
+    attempt failed the fact-check."""
     return _grounded(engine, item_id, "description", "", (req or DescribeRequest()).attempts)
 
 

@@ -87,6 +87,19 @@ class FeedbackRequest(BaseModel):
         return self
 
 
+class PromoteRequest(BaseModel):
+    """Body of ``POST /v1/items/{item_id}/promote``."""
+
+    audience: str = Field(default="anyone", min_length=1, max_length=200)
+    attempts: int = Field(default=3, ge=1, le=5)
+
+
+class DescribeRequest(BaseModel):
+    """Body of ``POST /v1/items/{item_id}/describe`` (optional)."""
+
+    attempts: int = Field(default=3, ge=1, le=5)
+
+
 class HistoryItem(BaseModel):
     """One past interaction from the dataset."""
 

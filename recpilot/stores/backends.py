@@ -37,7 +37,6 @@ class Feedback(Protocol):
     def add(self, fb: FeedbackIn) -> FeedbackOut: ...  # noqa: D102
     def of_user(self, user_id: str, limit: int = 50) -> list[FeedbackOut]: ...  # noqa: D102
     def delete_user(self, user_id: str) -> int: ...  # noqa: D102
-    def count(self, user_id: str | None = None) -> int: ...  # noqa: D102
     def ping(self) -> None: ...  # noqa: D102
 
 

@@ -100,16 +100,6 @@ class FeedbackStore:
         keys = ("id", "created_at", "user_id", "item_id", "kind", "rating", "run_id", "thread_id")
         return [FeedbackOut(**dict(zip(keys, r, strict=True))) for r in rows]
 
-    def count(self, user_id: str | None = None) -> int:
-        """Rows stored (of one user, or all)."""
-        with closing(self._connect()) as conn:
-            if user_id is None:
-                return int(conn.execute("SELECT count(*) FROM feedback").fetchone()[0])
-            return int(
-                conn.execute("SELECT count(*) FROM feedback WHERE user_id = ?", (user_id,))
-                .fetchone()[0]
-            )
-
     def delete_user(self, user_id: str) -> int:
         """Delete the user's feedback; returns the number of rows removed."""
         with closing(self._connect()) as conn, conn:

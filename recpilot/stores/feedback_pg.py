@@ -38,7 +38,6 @@ class PostgresFeedbackStore:
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.pool = shared_pool(url)
         with self.pool.connection() as conn:
             for statement in filter(str.strip, SCHEMA.split(";")):
@@ -64,17 +63,6 @@ class PostgresFeedbackStore:
                 (user_id, limit),
             ).fetchall()
         return [FeedbackOut(**r) for r in rows]
-
-    def count(self, user_id: str | None = None) -> int:
-        """Rows stored (of one user, or all)."""
-        with self.pool.connection() as conn:
-            if user_id is None:
-                row = conn.execute("SELECT count(*) AS n FROM recpilot_feedback").fetchone()
-            else:
-                row = conn.execute(
-                    "SELECT count(*) AS n FROM recpilot_feedback WHERE user_id = %s", (user_id,)
-                ).fetchone()
-        return int(row["n"])
 
     def delete_user(self, user_id: str) -> int:
         """Delete the user's feedback; returns the number of rows removed."""

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from recpilot.config.db_urls import is_postgres_url
+
 _REGISTRY_LOCK = threading.Lock()
 _REGISTRY: dict[str | None, KeyedLocks] = {}
 
@@ -134,7 +136,7 @@ class PostgresKeyedLocks(KeyedLocks):
 
 def locks_for(database_url: str | None) -> KeyedLocks:
     """The process's locks for ``database_url`` (PostgreSQL) or local ones (None/SQLite)."""
-    key = database_url if database_url and database_url.startswith("postgres") else None
+    key = database_url if is_postgres_url(database_url) else None
     with _REGISTRY_LOCK:
         if key not in _REGISTRY:
             _REGISTRY[key] = PostgresKeyedLocks(key) if key else KeyedLocks()

@@ -18,6 +18,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from recpilot.config.db_urls import is_postgres_url, redact_url
+
+__all__ = ["POOL_MAX", "PostgresUnavailableError", "close_pools", "is_postgres_url", "shared_pool"]
+
 _POOLS: dict[str, Any] = {}
 _GUARD = threading.Lock()
 POOL_MAX = 16  # connections per process and database
@@ -25,11 +29,6 @@ POOL_MAX = 16  # connections per process and database
 
 class PostgresUnavailableError(OSError):
     """The PostgreSQL driver is missing or the server cannot be reached (message has the fix)."""
-
-
-def is_postgres_url(url: str | None) -> bool:
-    """True for a ``postgres://`` or ``postgresql://`` URL."""
-    return bool(url) and str(url).split("://", 1)[0] in ("postgres", "postgresql")
 
 
 def shared_pool(url: str, timeout_s: float = 10.0) -> Any:
@@ -73,20 +72,11 @@ def shared_pool(url: str, timeout_s: float = 10.0) -> Any:
         except Exception as err:  # PoolTimeout, OperationalError
             pool.close()
             raise PostgresUnavailableError(
-                f"PostgreSQL at {_safe(url)} cannot be reached ({err}); start it or fix "
+                f"PostgreSQL at {redact_url(url)} cannot be reached ({err}); start it or fix "
                 "RECPILOT_DATABASE_URL"
             ) from err
         _POOLS[url] = pool
         return pool
-
-
-def _safe(url: str) -> str:
-    """``url`` without its password (for messages)."""
-    head, sep, tail = url.partition("@")
-    if not sep or ":" not in head.split("://", 1)[-1]:
-        return url
-    scheme, _, cred = head.partition("://")
-    return f"{scheme}://{cred.split(':', 1)[0]}:***@{tail}"
 
 
 def close_pools() -> None:

@@ -31,6 +31,7 @@ from typing import Literal
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
+from recpilot.config.db_urls import is_postgres_url
 from recpilot.config.settings import Settings
 from recpilot.stores.locks import KeyedLocks, locks_for, user_key
 from recpilot.stores.postgres import shared_pool
@@ -136,7 +137,7 @@ def store_backend(settings: Settings) -> tuple[Literal["sqlite", "postgres"], st
         ``home/profiles.sqlite`` when unset.
     """
     url = settings.store_url or settings.database_url
-    if url and url.split("://", 1)[0] in ("postgres", "postgresql"):
+    if is_postgres_url(url):
         return "postgres", url
     if url:
         return "sqlite", str(Path(url.removeprefix("sqlite:///")).expanduser())

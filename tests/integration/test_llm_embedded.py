@@ -8,7 +8,7 @@ from recpilot.config.settings import Settings
 from recpilot.evals.bench_fine import DEFAULT_PROFILE, demo_inputs
 from recpilot.funnel.fine_rank import fine_rank
 from recpilot.llm.client import LLMClient
-from recpilot.llm.server import EmbeddedLLMServer, _free_port
+from recpilot.llm.server import EmbeddedLLMServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def test_fine_rank_returns_a_permutation_of_20_candidates(client, mode):
 
 
 def test_fine_rank_falls_back_when_the_url_is_unreachable(tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     settings = Settings(home=tmp_path, llm_retries=1, llm_timeout_s=5, _env_file=None)
     dead = LLMClient.from_settings(settings, url, embedded=True)
     candidates, history = demo_inputs()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from httpx_sse import EventSource
 from scale_servers import unavailable
 
 from recpilot.config.settings import Settings
+from recpilot.llm.server import free_port
 from recpilot.service.background import serve_in_thread as running_service
 
 pytestmark = pytest.mark.integration
@@ -150,12 +150,6 @@ def test_web_page_in_headless_chromium(service, tmp_path):
             shutil.copy(shot, os.environ["RECPILOT_DOCS_SCREENSHOT"])
         browser.close()
     assert shot.stat().st_size > 10_000 and not outside
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_recpilot_serve_command_without_llm(ml100k_home):

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -72,24 +71,6 @@ class Handler(BaseHTTPRequestHandler):
         )
 
 
-class ThreadingServer(HTTPServer):
-    def process_request(self, request, client_address):  # one thread per connection
-        t = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
-        t.start()
-
-    def _handle(self, request, client_address):
-        try:
-            self.finish_request(request, client_address)
-        finally:
-            self.shutdown_request(request)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_standin(port: int, delay_s: float) -> subprocess.Popen:
     """Start the stand-in on 127.0.0.1:``port``; returns the process once it answers."""
     proc = subprocess.Popen(
@@ -117,4 +98,4 @@ if __name__ == "__main__":
     ap.add_argument("--delay", type=float, default=0.0)
     a = ap.parse_args()
     Handler.delay_s = a.delay
-    ThreadingServer(("127.0.0.1", a.port), Handler).serve_forever()
+    ThreadingHTTPServer(("127.0.0.1", a.port), Handler).serve_forever()

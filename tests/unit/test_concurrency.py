@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from standin_llm import free_port, start_standin, stats
+from standin_llm import start_standin, stats
 
 from recpilot.llm.errors import LLMBusyError
 from recpilot.llm.limiter import LLMLimiter
+from recpilot.llm.server import free_port
 from recpilot.service.background import serve_in_thread
 from recpilot.stores.locks import KeyedLocks
 
@@ -58,6 +59,31 @@ def test_limiter_bounds_in_flight_and_refuses_when_the_queue_is_full():
     s = limiter.stats()
     assert (s.admitted, s.refused, s.in_flight, s.waiting) == (2, 1, 0, 0)
     assert s.wait_max_ms >= 100
+
+
+def test_limiter_serves_waiters_first_in_first_out_and_arrivals_do_not_overtake():
+    limiter = LLMLimiter(max_in_flight=1, max_waiting=4, wait_timeout_s=5)
+    order: list[str] = []
+
+    def waiter(name: str) -> None:
+        with limiter.slot():
+            order.append(name)
+
+    threads = []
+    with limiter.slot():
+        for i, name in enumerate(("a", "b", "c")):
+            threads.append(threading.Thread(target=waiter, args=(name,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 5
+            while limiter.stats().waiting < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert limiter.stats().waiting == 3
+    # the slot was just freed and "a" not yet woken: this arrival queues behind a, b, c
+    waiter("late")
+    for t in threads:
+        t.join(5)
+    assert order == ["a", "b", "c", "late"]
+    assert limiter.stats().waiting == 0
 
 
 def test_limiter_wait_times_out_with_a_busy_error():
@@ -192,7 +218,7 @@ def test_two_turns_of_one_thread_never_interleave(llm_service):
                 return r.status_code, r.read()
 
         futures = [pool.submit(chat, b) for b in bodies]
-        assert all(f.result()[0] == 200 for f in futures)
+        assert all(f.result()[0] == 200 for f in futures), [f.result() for f in futures]
         runs = c.get("/v1/traces", params={"thread_id": "same-t"}).json()
     assert len(runs) == 2
     spans = []
@@ -248,6 +274,9 @@ def test_a_killed_llm_mid_request_falls_back_marked_and_recovers(tiny_settings):
             assert r.status_code == 200, r.text
             out = r.json()
             assert out["items"] and out["llm"]["failed"] >= 1 and out["fallbacks"]
+            down = c.post("/v1/items/1/describe")  # the LLM is down: 503, not 500
+            assert down.status_code == 503, down.text
+            assert down.headers["retry-after"].isdigit() and "LLM failed" in down.json()["error"]
             proc = start_standin(port, 0.0)  # back on the same port: no service restart
             r = c.post("/v1/recommend", json=body)
             assert r.status_code == 200 and r.json()["llm"]["calls"] >= 1

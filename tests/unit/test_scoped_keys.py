@@ -73,6 +73,14 @@ def test_a_user_key_cannot_continue_another_users_thread(service):
             "model": "recpilot", "thread_id": "k-t1",
             "messages": [{"role": "user", "content": "more"}]})
         assert r.status_code == 403 and "another user" in r.json()["error"]
+        # the SSE endpoint refuses it too, before any stream starts (JSON, not an event)
+        r = u1.post("/v1/chat", json={"thread_id": "k-t1", "message": "more"})
+        assert r.status_code == 403 and "another user" in r.json()["error"]
+        assert r.headers["content-type"].startswith("application/json")
+        # the owner continues it
+    with client(service, U2_KEY) as u2:
+        with u2.stream("POST", "/v1/chat", json={"thread_id": "k-t1", "message": "more"}) as r:
+            assert r.status_code == 200 and "event: result" in r.read().decode()
 
 
 def test_the_openai_endpoint_works_with_a_user_key(service):

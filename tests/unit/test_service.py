@@ -239,3 +239,24 @@ def test_trace_prefix_with_like_wildcards_matches_nothing(client):
     client.post("/v1/recommend", json={"k": 2})
     for prefix in ("______", "%%%%%%"):
         assert client.get(f"/v1/traces/{prefix}").status_code == 404
+
+
+def test_only_busy_locked_or_io_sqlite_errors_count_as_a_store_outage(tmp_path):
+    import sqlite3
+
+    from recpilot.service.app import sqlite_transient
+
+    path = tmp_path / "x.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, timeout=0)
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        other.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError) as missing:
+        holder.execute("SELECT * FROM no_such_table")
+    holder.execute("ROLLBACK")
+    holder.close()
+    other.close()
+    assert sqlite_transient(locked.value)  # 503 + Retry-After
+    assert not sqlite_transient(missing.value)  # a 500: a bug or a damaged file

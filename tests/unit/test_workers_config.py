@@ -36,6 +36,25 @@ def test_a_database_url_that_is_not_postgres_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("RECPILOT_DATABASE_URL", "sqlite:///x.db")
     out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--no-llm"])
     assert out.exit_code == 2 and "not a PostgreSQL URL" in " ".join(out.output.split())
+    monkeypatch.setenv("RECPILOT_DATABASE_URL", "mysql://app:s3cret@db:3306/x")
+    out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--no-llm"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2 and "mysql://app:***@db:3306/x" in text and "s3cret" not in text
+
+
+def test_one_postgres_url_test_and_password_redaction():
+    from recpilot.config.db_urls import is_postgres_url, redact_url
+    from recpilot.config.settings import Settings
+    from recpilot.stores.locks import KeyedLocks, locks_for
+    from recpilot.stores.profiles import store_backend
+
+    assert is_postgres_url("postgresql://h/db") and is_postgres_url("postgres://h/db")
+    assert not is_postgres_url("postgresqlx://h/db") and not is_postgres_url(None)
+    assert redact_url("postgresql://u:p@ss@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert type(locks_for("postgresqlx://h/db")) is KeyedLocks  # not a PostgreSQL URL
+    pg = Settings(store_url="postgres://u:p@h/db", _env_file=None)
+    assert store_backend(pg) == ("postgres", "postgres://u:p@h/db")
 
 
 def test_bench_helpers_overlap_percentile_and_rss():
@@ -83,3 +102,17 @@ def test_paced_load_keeps_its_schedule_and_counts_a_stall_from_the_scheduled_tim
     assert out["requests"] == 20 and out["errors"] == 0 and len(seen) == 20
     assert out["max_ms"] >= 400  # the stalled first request
     assert 10 <= out["p50_ms"] < 400  # the others were not held behind it
+
+
+def test_the_embedded_clients_settings_are_the_same_as_fields_and_as_environment(monkeypatch):
+    from recpilot.config.settings import Settings
+    from recpilot.llm.server import embedded_client_settings, settings_env
+
+    fields = embedded_client_settings("http://127.0.0.1:9/v1")
+    assert Settings(_env_file=None).model_copy(update=fields).llm_max_in_flight == 1
+    for name, value in settings_env(fields).items():  # what bench_scale passes to workers
+        monkeypatch.setenv(name, value)
+    s = Settings(_env_file=None)
+    assert (s.llm_base_url, s.llm_json_mode, s.llm_max_in_flight) == (
+        "http://127.0.0.1:9/v1", "json_object_schema", 1,
+    )

@@ -7,11 +7,16 @@ the trace's JSON, as in the SQLite store.
 
 from __future__ import annotations
 
-import re
-
 from recpilot.stores.postgres import shared_pool
 from recpilot.stores.traces.recorder import RunTrace
-from recpilot.stores.traces.store import TraceNotFound, TraceSummary
+from recpilot.stores.traces.rows import (
+    COLUMNS,
+    TraceSummary,
+    find_body,
+    list_query,
+    summary_of,
+    trace_row,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS recpilot_traces (
@@ -31,8 +36,11 @@ CREATE TABLE IF NOT EXISTS recpilot_traces (
 CREATE INDEX IF NOT EXISTS recpilot_traces_started ON recpilot_traces (started_at);
 CREATE INDEX IF NOT EXISTS recpilot_traces_user ON recpilot_traces (user_id);
 """
-SUMMARY = "run_id, started_at, thread_id, user_id, message, total_ms, stages, llm_calls, " \
-    "fell_back, error"
+UPSERT = (
+    f"INSERT INTO recpilot_traces ({', '.join(COLUMNS)}) VALUES "
+    f"({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "run_id")
+)  # every column replaced, as SQLite's INSERT OR REPLACE does
 
 
 class PostgresTraceStore:
@@ -49,7 +57,6 @@ class PostgresTraceStore:
     PRUNE_EVERY = 100
 
     def __init__(self, url: str, keep: int = 5000) -> None:
-        self.url = url
         self.keep = keep
         self._saves = 0
         self.pool = shared_pool(url)
@@ -62,26 +69,8 @@ class PostgresTraceStore:
 
     def save(self, trace: RunTrace) -> None:
         """Insert (or replace) ``trace``."""
-        row = (
-            trace.run_id,
-            trace.started_at,
-            trace.thread_id,
-            trace.user_id,
-            trace.message,
-            trace.total_ms,
-            ",".join(n.node for n in trace.nodes),
-            trace.llm_calls,
-            bool(trace.fallbacks) or any(n.fell_back for n in trace.nodes),
-            trace.error,
-            trace.model_dump_json(),
-        )
         with self.pool.connection() as conn:
-            conn.execute(
-                f"INSERT INTO recpilot_traces ({SUMMARY}, body) VALUES "
-                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO UPDATE SET "
-                "body = EXCLUDED.body, total_ms = EXCLUDED.total_ms, error = EXCLUDED.error",
-                row,
-            )
+            conn.execute(UPSERT, trace_row(trace))
         self._saves += 1
         if self._saves % self.PRUNE_EVERY == 0:
             self.prune()
@@ -109,24 +98,10 @@ class PostgresTraceStore:
         self, limit: int = 20, user_id: str | None = None, thread_id: str | None = None
     ) -> list[TraceSummary]:
         """The newest ``limit`` runs (newest first), optionally of one user or thread."""
-        where, args = [], []
-        if user_id is not None:
-            where.append("user_id = %s")
-            args.append(user_id)
-        if thread_id is not None:
-            where.append("thread_id = %s")
-            args.append(thread_id)
-        sql = (
-            f"SELECT {SUMMARY} FROM recpilot_traces"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY started_at DESC, seq DESC LIMIT %s"
-        )
+        sql, args = list_query("recpilot_traces", "%s", limit, user_id, thread_id, "seq")
         with self.pool.connection() as conn:
-            rows = conn.execute(sql, [*args, int(limit)]).fetchall()
-        return [
-            TraceSummary(**{**r, "stages": [s for s in r["stages"].split(",") if s]})
-            for r in rows
-        ]
+            rows = conn.execute(sql, args).fetchall()
+        return [summary_of(tuple(r.values())) for r in rows]
 
     def get(self, run_id: str) -> RunTrace:
         """The trace of ``run_id`` (a unique prefix of at least 6 characters also works).
@@ -135,20 +110,13 @@ class PostgresTraceStore:
             TraceNotFound: no such run, or the prefix is ambiguous.
         """
         with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT body FROM recpilot_traces WHERE run_id = %s", (run_id,)
-            ).fetchone()
-            if row is None and len(run_id) >= 6 and re.fullmatch(r"[A-Za-z0-9-]+", run_id):
-                rows = conn.execute(
-                    "SELECT body FROM recpilot_traces WHERE run_id LIKE %s LIMIT 2",
-                    (run_id + "%",),
-                ).fetchall()
-                if len(rows) > 1:
-                    raise TraceNotFound(f"run id prefix {run_id!r} matches several runs")
-                row = rows[0] if rows else None
-        if row is None:
-            raise TraceNotFound(f"no trace with run id {run_id!r}")
-        return RunTrace.model_validate_json(row["body"])
+            body = find_body(
+                run_id,
+                "recpilot_traces",
+                "%s",
+                lambda sql, args: [r["body"] for r in conn.execute(sql, args).fetchall()],
+            )
+        return RunTrace.model_validate_json(body)
 
     def ping(self) -> None:
         """Raise ``psycopg.Error`` if the table cannot be read."""

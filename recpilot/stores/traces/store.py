@@ -8,16 +8,24 @@ read while the service writes.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from recpilot.stores.traces.recorder import RunTrace
+from recpilot.stores.traces.rows import (
+    COLUMNS,
+    TraceNotFound,
+    TraceSummary,
+    find_body,
+    list_query,
+    summary_of,
+    trace_row,
+)
+
+__all__ = ["TRACES_FILE", "TraceNotFound", "TraceStore", "TraceSummary"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS traces (
@@ -38,28 +46,6 @@ CREATE INDEX IF NOT EXISTS traces_started ON traces (started_at);
 
 
 TRACES_FILE = "traces.sqlite"  # in the data directory
-
-
-class TraceSummary(BaseModel):
-    """One line of ``trace list``: when, who, what, how long, what went wrong."""
-
-    run_id: str
-    started_at: str
-    thread_id: str | None
-    user_id: str | None
-    message: str | None
-    total_ms: float
-    stages: list[str]
-    llm_calls: int
-    fell_back: bool
-    error: str | None
-
-
-class TraceNotFound(KeyError):
-    """No trace has that run id (or the prefix matches none or several)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "trace not found"
 
 
 class TraceStore:
@@ -102,21 +88,13 @@ class TraceStore:
 
     def save(self, trace: RunTrace) -> None:
         """Insert (or replace) ``trace``."""
-        row = (
-            trace.run_id,
-            trace.started_at,
-            trace.thread_id,
-            trace.user_id,
-            trace.message,
-            trace.total_ms,
-            ",".join(n.node for n in trace.nodes),
-            trace.llm_calls,
-            int(bool(trace.fallbacks) or any(n.fell_back for n in trace.nodes)),
-            trace.error,
-            trace.model_dump_json(),
-        )
+        row = trace_row(trace)
         with self._db() as conn:
-            conn.execute("INSERT OR REPLACE INTO traces VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+            conn.execute(
+                f"INSERT OR REPLACE INTO traces ({', '.join(COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(COLUMNS))})",
+                row,
+            )
             self._saves += 1
             if self._saves % self.PRUNE_EVERY == 0:
                 self._prune(conn)
@@ -151,36 +129,10 @@ class TraceStore:
         thread_id: str | None = None,
     ) -> list[TraceSummary]:
         """The newest ``limit`` runs (newest first), optionally of one user or thread."""
-        where, args = [], []
-        if user_id is not None:
-            where.append("user_id = ?")
-            args.append(user_id)
-        if thread_id is not None:
-            where.append("thread_id = ?")
-            args.append(thread_id)
-        sql = (
-            "SELECT run_id, started_at, thread_id, user_id, message, total_ms, stages, "
-            "llm_calls, fell_back, error FROM traces"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY started_at DESC, rowid DESC LIMIT ?"
-        )
+        sql, args = list_query("traces", "?", limit, user_id, thread_id, tiebreak="rowid")
         with self._db() as conn:
-            rows = conn.execute(sql, [*args, int(limit)]).fetchall()
-        return [
-            TraceSummary(
-                run_id=r[0],
-                started_at=r[1],
-                thread_id=r[2],
-                user_id=r[3],
-                message=r[4],
-                total_ms=r[5],
-                stages=[s for s in r[6].split(",") if s],
-                llm_calls=r[7],
-                fell_back=bool(r[8]),
-                error=r[9],
-            )  # fmt: skip
-            for r in rows
-        ]
+            rows = conn.execute(sql, args).fetchall()
+        return [summary_of(r) for r in rows]
 
     def get(self, run_id: str) -> RunTrace:
         """The trace of ``run_id`` (a unique prefix of at least 6 characters also works).
@@ -189,18 +141,10 @@ class TraceStore:
             TraceNotFound: no such run, or the prefix is ambiguous.
         """
         with self._db() as conn:
-            row = conn.execute("SELECT body FROM traces WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None and len(run_id) >= 6 and re.fullmatch(r"[A-Za-z0-9-]+", run_id):
-                like = run_id + "%"  # plain id characters only: no LIKE wildcards
-                rows = conn.execute(
-                    "SELECT body FROM traces WHERE run_id LIKE ? LIMIT 2", (like,)
-                ).fetchall()
-                if len(rows) > 1:
-                    raise TraceNotFound(f"run id prefix {run_id!r} matches several runs")
-                row = rows[0] if rows else None
-        if row is None:
-            raise TraceNotFound(f"no trace with run id {run_id!r}")
-        return RunTrace.model_validate_json(row[0])
+            body = find_body(
+                run_id, "traces", "?", lambda sql, args: [r[0] for r in conn.execute(sql, args)]
+            )
+        return RunTrace.model_validate_json(body)
 
     def ping(self) -> None:
         """Raise ``sqlite3.Error`` if the store cannot be read."""

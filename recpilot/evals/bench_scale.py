@@ -83,18 +83,22 @@ def serve(
     Raises:
         RuntimeError: the service did not become ready (its output is in the message).
     """
+    import tempfile
+
     port = free_port()
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "recpilot.cli", "serve", "--workers", str(workers),
          "--host", "127.0.0.1", "--port", str(port), *([] if use_llm else ["--no-llm"])],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout_s
         while True:
             if proc.poll() is not None:
-                said = proc.stderr.read() if proc.stderr else ""
+                log.seek(0)
+                said = log.read().decode(errors="replace")
                 raise RuntimeError(f"serve exited: {said[-800:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError("serve did not become ready in time")
@@ -109,6 +113,7 @@ def serve(
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def llm_off_load(

@@ -37,3 +37,14 @@ def test_coarse_keep_honours_the_k_the_user_asked_for(tiny_settings):
     assert asked["intent"].k == 30 and asked["plan"].coarse_keep == 30
     plain = build_graph().invoke(turn_input(None, "comedies", k=3), context=services)
     assert plain["plan"].coarse_keep == tiny_settings.coarse_keep
+
+
+def test_the_controller_may_choose_a_cheaper_fine_mode_never_a_dearer_one():
+    from recpilot.agent.nodes.plan import fine_mode_for
+
+    assert fine_mode_for(None, "pointwise", "listwise", llm=True) == "listwise"
+    assert fine_mode_for(None, "listwise", "off", llm=True) == "off"
+    assert fine_mode_for(None, "off", "listwise", llm=True) == "off"
+    assert fine_mode_for(None, "pointwise", "pointwise", llm=True) == "pointwise"
+    assert fine_mode_for("pointwise", "off", "listwise", llm=True) == "pointwise"  # caller's
+    assert fine_mode_for("listwise", None, "listwise", llm=False) == "off"  # no LLM

@@ -26,6 +26,30 @@ from recpilot.prompts import load_prompt
 
 PER_CHANNEL_RANGE = (20, 300)  # items per channel the plan may ask for
 
+#: LLM calls a fine-ranking mode costs, in order: a controller may pick a cheaper mode
+#: than ``RECPILOT_FINE_MODE``, not a dearer one (pointwise is one call per candidate).
+FINE_COST = {"off": 0, "listwise": 1, "pointwise": 2}
+
+
+def fine_mode_for(request: str | None, controller: str | None, configured: str, llm: bool) -> str:
+    """The turn's fine-ranking mode.
+
+    Args:
+        request: the caller's ``fine_mode`` (API/CLI), which wins.
+        controller: the mode the controller's ``recommend``/``refine`` call asked for; used
+            only when it costs no more LLM calls than ``configured`` (:data:`FINE_COST`).
+        configured: ``RECPILOT_FINE_MODE``.
+        llm: whether an LLM is configured (without one: ``"off"``).
+
+    Returns:
+        ``"off"``, ``"listwise"`` or ``"pointwise"``.
+    """
+    if not llm:
+        return "off"
+    if controller and FINE_COST.get(controller, 99) > FINE_COST.get(configured, 0):
+        controller = None
+    return request or controller or configured
+
 
 def plan_schema() -> dict:
     """JSON schema of the LLM's plan; ``channels`` is an enum of the registered channels."""
@@ -138,9 +162,8 @@ def plan(state: State, runtime: Runtime[Services]) -> dict:
     wanted = intent.k or state.get("k", 10)  # "30 comedies" wins over the request's k
     keep = max(settings.coarse_keep, wanted)  # as respond cuts: never fewer than it shows
     asked = (state.get("funnel") or {}).get("fine_mode")
-    fine_mode = state.get("fine_mode") or asked or settings.fine_mode
-    if svc.llm is None:
-        fine_mode = "off"
+    has_llm = svc.llm is not None
+    fine_mode = fine_mode_for(state.get("fine_mode"), asked, settings.fine_mode, has_llm)
     result = rules_plan(warm, usable, settings.recall_per_channel, keep, fine_mode, why)
     fallbacks: list[str] = []
     codes = [Code.PATH_WARM if warm else Code.PATH_COLD]

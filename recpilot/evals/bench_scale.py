@@ -12,7 +12,8 @@ and measures:
 
 1. **throughput** (closed loop): ``--requests`` LLM-off recommends (``planner=rules``,
    ``fine_mode=off``, random warm users) from ``--clients`` (16) client threads, each
-   sending its next request when its last is answered: requests/s, p50/p95 (ms). This
+   sending its next request when its last is answered: requests/s, p50/p95 (ms), the
+   machine's busy CPU share and the cores the server used (:func:`cpu_share`). This
    saturates the server, so its latency is mostly the clients' own queue (16 / req/s);
 2. **latency** (open loop, :func:`paced_load`): ``--rate`` LLM-off requests/s (16: sixteen
    clients at one request a second) for ``--paced-seconds``: p50/p95/max (ms);
@@ -72,6 +73,45 @@ def tree_rss_mb(pid: int) -> float:
                 children = (task / "children").read_text().split()
                 todo.extend(int(c) for c in children)
     return total_kb / 1024
+
+
+def machine_cpu() -> tuple[float, float]:
+    """``(busy, total)`` CPU jiffies of the whole machine since boot (Linux ``/proc/stat``,
+    first line; busy = total − idle − iowait)."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return total - fields[3] - fields[4], total
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            after = stat[stat.rindex(")") + 2 :].split()
+            total += (int(after[11]) + int(after[12])) / ticks  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return total
+
+
+@contextlib.contextmanager
+def cpu_share(pid: int) -> Iterator[dict[str, float]]:
+    """Measure the ``with`` block: fills ``{"machine_busy", "server_cores"}`` — the
+    machine's busy share of all its cores (0–1) and the cores the server tree used on
+    average — so a result shows whether the machine, not the service, was the limit."""
+    out: dict[str, float] = {}
+    busy0, total0 = machine_cpu()
+    cpu0, t0 = tree_cpu_s(pid), time.perf_counter()
+    yield out
+    busy1, total1 = machine_cpu()
+    seconds = time.perf_counter() - t0
+    out["machine_busy"] = round((busy1 - busy0) / max(total1 - total0, 1.0), 3)
+    out["server_cores"] = round((tree_cpu_s(pid) - cpu0) / max(seconds, 1e-9), 2)
 
 
 @contextlib.contextmanager
@@ -319,10 +359,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             run: dict[str, Any] = {"workers": n}
             with serve(n, env, use_llm=not args.no_llm_turns) as (url, pid):
                 llm_off_load(url, key, users, 200, args.clients, args.k)  # warm-up
-                plain = llm_off_load(url, key, users, args.requests, args.clients, args.k,
-                                     args.max_seconds)
+                with cpu_share(pid) as cpu:
+                    plain = llm_off_load(url, key, users, args.requests, args.clients, args.k,
+                                         args.max_seconds)
                 plain.pop("samples")
-                run["llm_off_only"] = plain
+                run["llm_off_only"] = {**plain, **cpu}
                 paced = paced_load(url, key, users, args.rate, args.paced_seconds, args.k)
                 paced.pop("samples")
                 run["paced_llm_off_only"] = paced

@@ -116,3 +116,22 @@ def test_the_embedded_clients_settings_are_the_same_as_fields_and_as_environment
     assert (s.llm_base_url, s.llm_json_mode, s.llm_max_in_flight) == (
         "http://127.0.0.1:9/v1", "json_object_schema", 1,
     )
+
+
+def test_cpu_share_sees_a_busy_child_and_the_machine():
+    import subprocess
+    import sys
+    import time
+
+    from recpilot.evals.bench_scale import cpu_share
+
+    spin = "import time\nt = time.time()\nwhile time.time() - t < 3: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        with cpu_share(busy.pid) as cpu:
+            time.sleep(1.0)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert 0.5 <= cpu["server_cores"] <= 1.05  # one spinning core (a shared core gives less)
+    assert cpu["machine_busy"] >= 0.2  # at least that share of the machine's cores

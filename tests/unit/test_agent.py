@@ -340,3 +340,17 @@ def test_soft_wishes_stay_soft_and_the_newer_statement_wins(tiny_settings):
         later = rec.run(None, "not a fan of comedies, something else", 6, thread_id="soft-1")
         assert later.constraints.prefer_categories == []
         assert later.constraints.disfavor_categories == ["Comedy"]
+
+
+def test_a_title_the_message_avoids_is_excluded_whatever_tool_the_controller_chose(tiny_settings):
+    """The 1.5B controller answered "Sci-fi please, but I hate Star Trek" with `profile`;
+    the avoided title must still never come back in the thread."""
+    greet = {"calls": [{"tool": "reply", "args": {"kind": "greeting"}}]}
+    everything = {"calls": [{"tool": "recommend", "args": {"k": 20}}]}
+    llm = fake_llm(json.dumps(greet), json.dumps(everything))
+    with agent(tiny_settings, llm, controller="llm", fine_mode="off") as rec:
+        first = rec.run(None, "Hello! I hate Scream.", 5, thread_id="agent-avoid")
+        assert first.tools[0]["name"] == "reply" and not first.items
+        more = rec.run(None, "show me all you have", 20, thread_id="agent-avoid")
+        assert more.tools[0]["name"] == "recommend" and len(more.items) >= 5
+        assert "4" not in {i.item_id for i in more.items}  # Scream

@@ -2,7 +2,10 @@
 
 Non-funnel tools (item_info, compare, explain, feedback, profile, reply) answer here
 from data and write their reply text. Items a tool names as liked, seen, disliked or
-avoided join the thread's ``exclude_items`` — they never come back in this thread. A
+avoided join the thread's ``exclude_items`` — they never come back in this thread —
+and so do the titles and franchises the message itself avoids ("I hate Star Trek"),
+read by code whatever tools the controller chose (a controller that answers such a
+message with ``profile`` or ``reply`` cannot let them back later). A
 recommend or refine call becomes the turn's ``funnel`` request (with those exclusions),
 which ``understand`` turns into the intent; without one the turn ends at ``respond``
 with the tools' text only.
@@ -19,6 +22,7 @@ from recpilot.agent.services import Services
 from recpilot.agent.state import Code, State, previous_turn
 from recpilot.agent.tools import ToolContext, get_tool
 from recpilot.data.catalogue import Constraints
+from recpilot.data.preferences import read_titles
 
 
 def act(state: State, runtime: Runtime[Services]) -> dict:
@@ -36,7 +40,7 @@ def act(state: State, runtime: Runtime[Services]) -> dict:
         noun=item_noun(svc),
     )
     replies: list[str] = []
-    exclude: list[str] = []
+    exclude: list[str] = read_titles(svc.catalogue, ctx.message).avoided if ctx.message else []
     dropped: list[str] = []
     notes: list[str] = []
     funnel = None

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: Texts encoded (and added to Chroma) per step of :meth:`ItemIndex.build`.
 BUILD_CHUNK = 1024
+#: Neighbour lists an index keeps (per item and list length; oldest dropped first).
+NEIGHBOUR_CACHE = 4096
 #: HNSW settings of new collections (ef_search 200 > Chroma's 100: better recall at n=100).
 HNSW_CONFIG = {"space": "cosine", "ef_search": 200}
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
@@ -58,12 +60,13 @@ class ItemIndex:
 
     Create with :meth:`open`. Similarities are cosine, ``1 - chroma_distance``, in [-1, 1].
 
-    A finished collection's handle, its item count and the vectors read by
-    :meth:`vectors` are kept for the instance's lifetime (a built collection never
-    changes: ``recpilot index`` deletes it and creates a new one), so a query costs one
-    Chroma call instead of three and a repeated seed vector none — over a Chroma server
-    each call is an HTTP round trip. When the collection was rebuilt or deleted meanwhile
-    (Chroma's ``NotFoundError`` for the kept handle) the handle is looked up again once.
+    A finished collection's handle, its item count, the vectors read by :meth:`vectors`
+    and the last :data:`NEIGHBOUR_CACHE` neighbour lists of :meth:`neighbours` are kept
+    for the instance's lifetime (a built collection never changes: ``recpilot index``
+    deletes it and creates a new one), so a query costs one Chroma call instead of three
+    and a repeated seed item none — over a Chroma server each call is an HTTP round trip.
+    When the collection was rebuilt or deleted meanwhile (Chroma's ``NotFoundError`` for
+    the kept handle) the handle is looked up again once.
 
     Args:
         client: A Chroma client.
@@ -75,6 +78,7 @@ class ItemIndex:
         self.name = name
         self._kept: Collection | None = None  # a finished collection's handle
         self._kept_vectors: dict[str, np.ndarray] = {}  # of the kept collection
+        self._kept_neighbours: dict[tuple[str, int], list[tuple[str, float]]] = {}
 
     @classmethod
     def open(cls, settings: Settings) -> ItemIndex:
@@ -128,7 +132,7 @@ class ItemIndex:
             raise IndexNotBuiltError(
                 f"item index {self.name!r} is {state}: run `recpilot index` first"
             )
-        self._kept_vectors = {}
+        self._kept_vectors, self._kept_neighbours = {}, {}
         self._kept = col
         return col
 
@@ -210,7 +214,7 @@ class ItemIndex:
             "complete": False,
             "texts_sha256": texts_fingerprint(ids, texts),
         }
-        self._kept, self._kept_vectors = None, {}
+        self._kept, self._kept_vectors, self._kept_neighbours = None, {}, {}
         if self._collection() is not None:
             self.client.delete_collection(self.name)
         col = self.client.create_collection(
@@ -277,6 +281,28 @@ class ItemIndex:
             [(i, 1.0 - float(d)) for i, d in zip(row_ids, row_d, strict=True)]
             for row_ids, row_d in zip(res["ids"], dists, strict=True)
         ]
+
+    def neighbours(self, ids: list[str], n: int) -> list[list[tuple[str, float]]]:
+        """Nearest items to each stored item of ``ids`` (its stored vector as the query,
+        so the item itself comes first): ``query(vectors(ids), n)``, with each item's list
+        kept (per ``(id, n)``) and asked of Chroma only the first time — i2i recall asks
+        for the same seed items' neighbours request after request.
+
+        Raises:
+            IndexNotBuiltError, UnknownItemError, ValueError: as :meth:`query` and
+                :meth:`vectors`.
+        """
+        col = self._built()
+        kept = self._kept_neighbours if col is self._kept else {}
+        missing = [i for i in dict.fromkeys(ids) if (i, n) not in kept]
+        found: dict[str, list[tuple[str, float]]] = {}
+        if missing:
+            found = dict(zip(missing, self.query(self.vectors(missing), n), strict=True))
+        for item_id, row in found.items():
+            kept[(item_id, n)] = row
+        while len(kept) > NEIGHBOUR_CACHE:
+            kept.pop(next(iter(kept)))
+        return [list(found[i] if i in found else kept[(i, n)]) for i in ids]
 
     def vectors(self, ids: list[str]) -> np.ndarray:
         """Stored vectors for ``ids``, float32, shape ``(len(ids), dim)``, rows in ``ids`` order.

@@ -1,11 +1,11 @@
 """The item index with its answers remembered, for one evaluation run.
 
-An evaluation asks Chroma the same questions thousands of times: i2i recall looks up
-the stored vectors of a user's latest liked items and their nearest neighbours once per
-pipeline, protocol and phase, and the index does not change during the run. The
-product's :class:`~recpilot.data.item_index.ItemIndex` keeps only the collection's
-handle and the stored vectors it read, and asks Chroma every ``query``;
-:class:`MemoIndex` answers a repeated ``query`` or ``vectors`` call from memory instead.
+An evaluation asks Chroma the same questions thousands of times, and the index does
+not change during the run. The product's :class:`~recpilot.data.item_index.ItemIndex`
+already keeps the stored vectors and the seed items' neighbour lists (i2i) it read, but
+asks Chroma every other ``query`` (a text query's vector); :class:`MemoIndex` answers
+a repeated ``query`` or ``vectors`` call from memory, for every pipeline, protocol and
+phase of the run.
 The answers are the ones Chroma gave for the same arguments, so no result changes.
 """
 

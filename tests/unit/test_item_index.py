@@ -161,3 +161,19 @@ def test_repeated_vectors_and_queries_do_not_ask_chroma_again(index: ItemIndex, 
         index.query(encoder.encode(["horror"]), n=2)
     assert calls == ["get_collection"]  # looked up once, then kept
     assert np.array_equal(again, first[::-1])
+
+
+def test_neighbours_are_the_query_by_stored_vectors_and_asked_once(index: ItemIndex):
+    direct = index.query(index.vectors(["3", "5"]), 4)
+    calls: list[int] = []
+    real_query = index.query
+
+    def counting_query(vectors, n, where_ids=None):
+        calls.append(len(vectors))
+        return real_query(vectors, n, where_ids)
+
+    index.query = counting_query  # type: ignore[method-assign]
+    assert index.neighbours(["3", "5"], 4) == direct
+    assert index.neighbours(["5", "3", "5"], 4) == [direct[1], direct[0], direct[1]]
+    assert index.neighbours(["1", "3"], 4)[0][0][0] == "1"  # the item itself first
+    assert calls == [2, 1]  # "3" and "5" once, then only the new "1"

@@ -159,13 +159,21 @@ class RecallChannel(ABC):
         self, vectors: np.ndarray, n: int, mask: np.ndarray
     ) -> list[list[tuple[str, float]]]:
         """Nearest items in the item index per query vector, over-fetched then filtered."""
-        cat = self.res.catalogue
-        fetch = min(cat.ids.size, max(3 * n, n + 50))
-        out = []
-        for hits in self.res.index.query(vectors, fetch):
-            kept = [(i, s) for i, s in hits if mask[cat.index_of[i]]]
-            out.append(kept[:n])
-        return out
+        return self._filtered(self.res.index.query(vectors, self._fetch(n)), n, mask)
+
+    def item_hits(self, ids: list[str], n: int, mask: np.ndarray) -> list[list[tuple[str, float]]]:
+        """Nearest items to each indexed item of ``ids`` (``ItemIndex.neighbours``, kept
+        between requests), over-fetched then filtered like :meth:`vector_hits`."""
+        return self._filtered(self.res.index.neighbours(ids, self._fetch(n)), n, mask)
+
+    def _fetch(self, n: int) -> int:
+        return min(self.res.catalogue.ids.size, max(3 * n, n + 50))
+
+    def _filtered(
+        self, rows: list[list[tuple[str, float]]], n: int, mask: np.ndarray
+    ) -> list[list[tuple[str, float]]]:
+        index_of = self.res.catalogue.index_of
+        return [[(i, s) for i, s in hits if mask[index_of[i]]][:n] for hits in rows]
 
 
 _REGISTRY: dict[str, type[RecallChannel]] = {}

@@ -33,7 +33,7 @@ class ItemToItemChannel(RecallChannel):
             return []
         per_seed = max(1, req.per_channel // len(seeds))
         best: dict[str, tuple[float, str]] = {}
-        neighbours = self.vector_hits(self.res.index.vectors(seeds), per_seed, mask)
+        neighbours = self.item_hits(seeds, per_seed, mask)
         for seed, hits in zip(seeds, neighbours, strict=True):
             for item_id, sim in hits:
                 if item_id not in best or sim > best[item_id][0]:

@@ -44,4 +44,5 @@ def test_a_grounded_text_comes_back_fact_checked_or_a_422(service, ml100k_home, 
 
 def test_unknown_item_is_404_without_an_llm_call(service):
     r = httpx.post(f"{service}/v1/items/999999/describe", headers=AUTH, timeout=30)
-    assert r.status_code == 404 and "unknown item id" in r.json()["error"]
+    # in the dataset's noun (ML-100K: movie)
+    assert r.status_code == 404 and "unknown movie id '999999'" in r.json()["error"]

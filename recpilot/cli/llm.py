@@ -136,7 +136,10 @@ def llm_check(
                 step("starting the embedded LLM server (the model is assembled first if "
                      "missing) …")  # fmt: skip
                 started = time.perf_counter()
-                server = stack.enter_context(EmbeddedLLMServer(settings))
+                # at the caller's priority: the check measures the LLM's own speed, and at
+                # RECPILOT_EMBEDDED_NICE any other job on the machine would starve it
+                fair = settings.model_copy(update={"embedded_nice": 0})
+                server = stack.enter_context(EmbeddedLLMServer(fair))
                 step(f"ready in {time.perf_counter() - started:.1f} s at {server.base_url}")
                 base_url = server.base_url
                 others = other_llama_servers()

@@ -316,3 +316,21 @@ def test_the_server_child_runs_below_the_callers_cpu_priority():
     mine = os.nice(0)
     assert child_nice(10) == min(19, mine + 10)
     assert child_nice(0) == mine
+
+
+def test_llm_check_runs_its_server_at_the_callers_priority(tmp_path, monkeypatch):
+    """`llm check` measures the LLM itself: a server niced below other jobs on a busy
+    machine measured them instead (and ran past `timeout`)."""
+    from recpilot.cli import llm as llm_cli
+
+    seen: list[int] = []
+
+    class Recording(EmbeddedLLMServer):
+        def __enter__(self):
+            seen.append(self.settings.embedded_nice)
+            raise LLMSetupError("stopped by the test")
+
+    monkeypatch.setattr(llm_cli, "EmbeddedLLMServer", Recording)
+    monkeypatch.delenv("RECPILOT_LLM_BASE_URL", raising=False)
+    out = CliRunner().invoke(app, ["--home", str(tmp_path), "llm", "check"])
+    assert seen == [0] and out.exit_code != 0 and "stopped by the test" in out.output

@@ -76,10 +76,11 @@ class Settings(BaseSettings):
     )
     embedded_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port.")
     embedded_threads: int = Field(default=2, ge=1, description="CPU threads for llama.cpp.")
-    embedded_nice: int = Field(
-        default=10, ge=0, le=19,
+    embedded_nice: int | None = Field(
+        default=None, ge=0, le=19,
         description="CPU priority of the embedded LLM server (Unix nice, 0-19; higher yields "
-        "more): requests that need no LLM take the CPU first, generation uses what is left.",
+        "more). Unset: 10 under `recpilot serve` (requests that need no LLM take the CPU "
+        "first, generation uses what is left), 0 for every other command.",
     )  # fmt: skip
     embedded_start_timeout_s: float = Field(default=120.0, gt=0, description="Seconds.")
 

@@ -351,9 +351,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     with contextlib.ExitStack() as stack:
         if not args.no_llm_turns and not settings.llm_base_url:
-            from recpilot.llm.server import embedded_client_settings, resolve_llm, settings_env
+            from recpilot.llm.server import (
+                SERVING_NICE,
+                embedded_client_settings,
+                resolve_llm,
+                settings_env,
+            )
 
-            url = stack.enter_context(resolve_llm(settings))
+            nice = SERVING_NICE if settings.embedded_nice is None else settings.embedded_nice
+            serving = settings.model_copy(update={"embedded_nice": nice})
+            url = stack.enter_context(resolve_llm(serving))  # at the priority `serve` gives it
             env.update(settings_env(embedded_client_settings(url)))
         for n in workers:
             run: dict[str, Any] = {"workers": n}

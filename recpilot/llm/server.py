@@ -299,6 +299,10 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 
 
+#: ``embedded_nice`` when unset and the server shares the CPU with ``recpilot serve``.
+SERVING_NICE = 10
+
+
 def _child_setup(nice: int) -> None:
     """In the child, before exec: :func:`_die_with_parent`, then lower its CPU priority
     by ``nice`` (``os.nice``; 0 keeps it). llama.cpp keeps every thread it has busy while
@@ -415,7 +419,7 @@ class EmbeddedLLMServer(contextlib.AbstractContextManager["EmbeddedLLMServer"]):
         self._proc = subprocess.Popen(
             self.command(gguf), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=functools.partial(_child_setup, self.settings.embedded_nice),
+            preexec_fn=functools.partial(_child_setup, self.settings.embedded_nice or 0),
         )  # fmt: skip
         atexit.register(self.stop)
         self._wait_ready()

@@ -38,12 +38,12 @@ def test_killing_the_server_mid_run_is_reported_as_its_death(
     ml100k_home, shared_gguf, monkeypatch
 ):
     monkeypatch.setattr(llm_server, "ensure_gguf", lambda settings: shared_gguf)
-    settings = Settings(home=ml100k_home, llm_retries=0, _env_file=None)
+    settings = Settings(home=ml100k_home, llm_retries=0, embedded_nice=10, _env_file=None)
     before = set(llm_server._LIVE.values())
     with Recommender(settings, use_llm=True) as rec:
         (server,) = [s for s in llm_server._LIVE.values() if s not in before]
         pid = server._proc.pid  # type: ignore[union-attr]
-        # below the caller's CPU priority by RECPILOT_EMBEDDED_NICE (10)
+        # below the caller's CPU priority by RECPILOT_EMBEDDED_NICE
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.nice(0) + 10)
         killer = threading.Timer(1.0, os.kill, args=(pid, signal.SIGKILL))
         killer.start()  # the turn's first LLM call is in flight by then

@@ -135,3 +135,25 @@ def test_cpu_share_sees_a_busy_child_and_the_machine():
         busy.wait()
     assert 0.5 <= cpu["server_cores"] <= 1.05  # one spinning core (a shared core gives less)
     assert cpu["machine_busy"] >= 0.2  # at least that share of the machine's cores
+
+
+def test_serve_runs_the_embedded_llm_below_its_requests_priority_unless_told(tmp_path, monkeypatch):
+    import contextlib
+
+    from recpilot.cli import main as cli_main
+
+    seen: list[int | None] = []
+
+    @contextlib.contextmanager
+    def recording(settings, use_llm):
+        seen.append(settings.embedded_nice)
+        raise FileNotFoundError("stopped by the test")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(cli_main, "open_recommender", recording)
+    for var in ("RECPILOT_DATABASE_URL", "RECPILOT_CHROMA_HOST", "RECPILOT_EMBEDDED_NICE"):
+        monkeypatch.delenv(var, raising=False)
+    runner.invoke(app, ["--home", str(tmp_path), "serve", "--api-key", "k"])
+    monkeypatch.setenv("RECPILOT_EMBEDDED_NICE", "3")
+    runner.invoke(app, ["--home", str(tmp_path), "serve", "--api-key", "k"])
+    assert seen == [10, 3]

@@ -8,7 +8,8 @@
 A turn with a message starts at ``controller``: one LLM call (or the rules) chooses the
 turn's tools and arguments; ``act`` runs them, and a recommend or refine call runs the
 funnel (understand → plan → recall → coarse → fine). A request without a message runs
-the funnel directly, with no controller call. With ``settings.controller = "pipeline"``
+the funnel directly, with no controller call; a one-off one (no chat thread) runs the
+same nodes and edges without the Pregel loop (:mod:`recpilot.agent.direct`). With ``settings.controller = "pipeline"``
 the controller steps aside and every turn runs the earlier fixed workflow.
 
 ``understand`` reads the user's long-term profile from the store (when the graph was
@@ -85,6 +86,20 @@ def after_plan(state: State) -> str:
     return "generate" if state["plan"].sample_generation else "recall"
 
 
+FUNNEL_EDGES: dict[str, tuple[Callable[[State], str] | None, list[str]]] = {
+    "understand": (None, ["plan"]),
+    "plan": (after_plan, ["generate", "recall"]),
+    "generate": (None, ["recall"]),
+    "recall": (None, ["coarse"]),
+    "coarse": (after_coarse, ["fine", "respond"]),
+    "fine": (None, ["respond"]),
+    "respond": (None, ["remember"]),
+    "remember": (None, [END]),
+}
+"""The funnel's edges, from ``understand`` to the end: node → (router or None, the nodes
+it may go to). :func:`build_graph` and :mod:`recpilot.agent.direct` both read it."""
+
+
 class ReadTracker(dict):
     """The state as a node sees it, remembering which fields the node read."""
 
@@ -138,14 +153,11 @@ def build_graph(checkpointer: Checkpointer = None, store: BaseStore | None = Non
     builder.add_conditional_edges(START, at_start, ["controller", "understand"])
     builder.add_conditional_edges("controller", after_controller, ["act", "understand"])
     builder.add_conditional_edges("act", after_act, ["understand", "respond"])
-    builder.add_edge("understand", "plan")
-    builder.add_conditional_edges("plan", after_plan, ["generate", "recall"])
-    builder.add_edge("generate", "recall")
-    builder.add_edge("recall", "coarse")
-    builder.add_conditional_edges("coarse", after_coarse, ["fine", "respond"])
-    builder.add_edge("fine", "respond")
-    builder.add_edge("respond", "remember")
-    builder.add_edge("remember", END)
+    for start, (route, ends) in FUNNEL_EDGES.items():
+        if route is None:
+            builder.add_edge(start, ends[0])
+        else:
+            builder.add_conditional_edges(start, route, ends)
     return builder.compile(checkpointer=checkpointer, store=store)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from recpilot.agent.direct import DirectFunnel
 from recpilot.agent.graph import build_graph, turn_input
 from recpilot.agent.services import Services, build_services, open_llm
 from recpilot.agent.state import Intent, Plan, RecommendedItem, StageRecord
@@ -110,6 +111,7 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             self.store = self._stack.enter_context(open_store(self.settings))
             self.chat_graph = build_graph(self.checkpointer, self.store)
             self.once_graph = build_graph(store=self.store)
+            self.direct = DirectFunnel(store=self.store)
             if self.settings.traces:
                 self.traces = trace_store_for(self.settings)
                 self._stack.callback(self.traces.close)
@@ -201,8 +203,11 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
             check_user_id(user_id)
         if constraints is not None:
             constraints = self.normalized(constraints)
-        graph, config = self.once_graph, {}
-        if thread_id:
+        graph: Any = self.once_graph
+        config: dict[str, Any] = {}
+        if not thread_id and not (message or "").strip():
+            graph = self.direct  # no controller, no thread: the funnel in a plain loop
+        elif thread_id:
             graph, config = self.chat_graph, {"configurable": {"thread_id": thread_id}}
             previous = graph.get_state(config).values
             if previous and previous.get("user_id") != user_id:
@@ -218,14 +223,20 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         with recording() as log:  # this run's LLM calls, by node
             recorder = TraceRecorder(run_id, request, log, on_node)
             try:
-                for mode, chunk in graph.stream(
-                    turn_input(
-                        user_id, message, k, constraints, fine_mode, channels, sample_generation
-                    ),
-                    config=config,
-                    context=self.services,
-                    stream_mode=["updates", "values"],
-                ):
+                inputs = turn_input(
+                    user_id, message, k, constraints, fine_mode, channels, sample_generation
+                )
+                chunks = (
+                    graph.stream(inputs, self.services, ["updates", "values"])
+                    if graph is self.direct
+                    else graph.stream(
+                        inputs,
+                        config=config,
+                        context=self.services,
+                        stream_mode=["updates", "values"],
+                    )
+                )
+                for mode, chunk in chunks:
                     recorder.feed(mode, chunk)
                     if mode == "values":
                         state = chunk

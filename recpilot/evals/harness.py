@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from recpilot.agent.graph import build_graph
+from recpilot.agent.direct import DirectFunnel
 from recpilot.agent.services import Services, build_services, open_llm
 from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
@@ -383,7 +383,7 @@ class Runner:
         self.services = services
         self.config = config
         self.popularity = popularity
-        self.graph = build_graph()
+        self.graph = DirectFunnel()  # message-less one-off runs: no Pregel loop
         self.k = max(config.ks)
         self._pools: dict[tuple[str, str], tuple[int, list[str]]] = {}
 

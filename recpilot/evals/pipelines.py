@@ -111,7 +111,8 @@ def run_graph(
     """Run the graph once for ``user_id`` under ``pipeline``'s configuration.
 
     Args:
-        graph: ``recpilot.agent.graph.build_graph()`` (no checkpointer).
+        graph: a :class:`~recpilot.agent.direct.DirectFunnel` (what the evaluation uses) or
+            ``recpilot.agent.graph.build_graph()`` (no checkpointer): the same nodes.
         services: the runtime context (its ``collaborative`` is the pipeline's model, its
             ``llm`` None for non-LLM pipelines).
         user_id: a user of the training data.

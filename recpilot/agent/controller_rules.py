@@ -50,7 +50,8 @@ _SHOW_PROFILE = re.compile(
     r"|\bshow (?:me )?what you know\b"
 )
 _EXPLAIN = re.compile(
-    r"^\s*why\b|\bwhy (?:did|do) you (?:pick|choose|recommend|suggest)|\bwhy (?:is|was) .{1,60}"
+    r"^\s*(?:(?:and|but|so|ok(?:ay)?|hmm+|then)[\s,]+)?why\b"
+    r"|\bwhy (?:did|do) you (?:pick|choose|recommend|suggest)|\bwhy (?:is|was) .{1,60}"
     r"(?:there|recommended|on the list|picked|in the list)|\bexplain\b"
     r"|\bhow did you (?:pick|choose)"
 )
@@ -79,6 +80,8 @@ _NONE = re.compile(
     r"|\bsomething else\b|\bother ones\b"
 )
 _MORE_LIKE = re.compile(r"\b(?:more (?:like|of)|similar to|something like)\b")
+_LIKE_MORE = re.compile(r"\bi (?:like|love|enjoy)\s+(?:more|something|similar)\b")  # a wish
+_PRONOUN = re.compile(r"\b(?:it|this|that|this one|that one)\b")
 _ONLY = re.compile(r"\bonly (?:the ones? )?(?:from|in|with)\b|\bjust the\b|\bonly ([a-z-]+)s\b")
 _REQUEST = re.compile(
     r"\b(?:recommend|suggest|suggestions?|show me|give me|find me|looking for|want|would like"
@@ -139,7 +142,11 @@ def _recommend_args(text: str, cons: Constraints, query_text: str, liked: list[s
 
 
 def rules_calls(
-    message: str, catalogue: Catalogue, shown: list[str], pending: str | None = None
+    message: str,
+    catalogue: Catalogue,
+    shown: list[str],
+    pending: str | None = None,
+    focus: str | None = None,
 ) -> list[dict]:
     """The tool calls the rules choose for ``message``.
 
@@ -148,6 +155,8 @@ def rules_calls(
         catalogue: the loaded catalogue (categories, titles).
         shown: ids shown in the thread's previous funnel turn ([] if none).
         pending: the question the thread is waiting on ("forget"), or None.
+        focus: the item the thread last talked about (``State.focus``: what "it" is in
+            "compare it with the second one"), or None.
 
     Returns:
         ``[{"name": tool, "args": {...}}, ...]`` (1–3 calls).
@@ -173,6 +182,9 @@ def rules_calls(
         return [{"name": "explain", "args": {"item": (refs or liked or ["#1"])[0]}}]
     if _COMPARE.search(titles.rest.lower()):  # not the "vs." of "The People vs. Larry Flynt"
         items = refs + liked
+        if len(items) == 1 and _PRONOUN.search(low) and shown:  # "compare it with #2"
+            other = focus if focus and focus != items[0] else ("#2" if items[0] == "#1" else "#1")
+            items = [other, *items]
         if len(items) >= 2:
             return [{"name": "compare", "args": {"items": items[:4]}}]
     if m := _INFO.search(text.lower()):
@@ -189,7 +201,7 @@ def rules_calls(
             liked = [t for t in liked if t not in items]
             avoid = [t for t in avoid if t not in items] if kind == "seen" else avoid
             break
-    if not calls and _LIKE.search(low) and refs and not _MORE_LIKE.search(low):
+    if not calls and _LIKE.search(low) and refs and not _LIKE_MORE.search(low):
         calls.append({"name": "feedback", "args": {"items": refs, "kind": "like"}})
     rest = _REQUEST.sub(" ", low)
     if calls and not wants_more:

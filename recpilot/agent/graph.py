@@ -9,8 +9,9 @@ A turn with a message starts at ``controller``: one LLM call (or the rules) choo
 turn's tools and arguments; ``act`` runs them, and a recommend or refine call runs the
 funnel (understand → plan → recall → coarse → fine). A request without a message runs
 the funnel directly, with no controller call; a one-off one (no chat thread) runs the
-same nodes and edges without the Pregel loop (:mod:`recpilot.agent.direct`). With ``settings.controller = "pipeline"``
-the controller steps aside and every turn runs the earlier fixed workflow.
+same nodes and edges without the Pregel loop (:mod:`recpilot.agent.direct`). With
+``settings.controller = "pipeline"`` the controller steps aside and every turn runs the
+earlier fixed workflow.
 
 ``understand`` reads the user's long-term profile from the store (when the graph was
 compiled with one) and ``remember`` writes what the turn taught about the user back.

@@ -208,6 +208,7 @@ class ThreadMemory(TypedDict, total=False):
     shown: Annotated[list[str], operator.add]
     previous: PreviousTurn | None  # written by respond, read by the next turn
     pending: str | None  # a question awaiting the user's answer ("forget": confirm deletion)
+    focus: str | None  # the item the thread last talked about ("it" in "compare it with #2")
 
 
 class TurnScratch(TypedDict, total=False):

@@ -125,6 +125,9 @@ def test_rules_controller_covers_every_tool(catalogue):
         "what do you know about me?": ["profile"],
         "forget everything about me": ["profile"],
         "3 comedies from the 90s, no horror": ["recommend"],
+        "and why the first one?": ["explain"],
+        "I liked number 1, more like it": ["feedback", "refine"],
+        "I like more comedies": ["recommend"],  # a wish, not feedback
     }
     for message, expected in cases.items():
         assert names(rules_calls(message, catalogue, shown)) == sorted(expected), message
@@ -137,6 +140,15 @@ def test_rules_controller_covers_every_tool(catalogue):
     assert rules_calls("yes", catalogue, shown, pending="forget")[0]["args"] == {
         "action": "forget", "confirm": True}  # fmt: skip
     assert requested_k("top 4 please") == 4 and requested_k("films from the 90s") is None
+    liked = rules_calls("I liked number 1, more like it", catalogue, shown)
+    assert [c["args"] for c in liked] == [
+        {"items": ["#1"], "kind": "like"}, {"change": "more_like", "item": "#1"}]  # fmt: skip
+    # "it" is the item the thread last talked about, else the first shown one
+    pair = "Compare it with the second one"
+    assert rules_calls(pair, catalogue, shown, focus="#3")[0]["args"] == {"items": ["#3", "#2"]}
+    assert rules_calls(pair, catalogue, shown)[0]["args"] == {"items": ["#1", "#2"]}
+    assert rules_calls("compare it with number 1", catalogue, shown)[0]["args"] == {
+        "items": ["#2", "#1"]}  # fmt: skip
 
 
 def test_injection_and_forget_rules_read_instructions_to_the_agent_only(catalogue):
@@ -220,6 +232,9 @@ def test_rules_thread_feedback_refine_item_info_explain(tiny_settings):
         newer = rec.run(None, "something newer", 2, thread_id="agent-1b")
         assert newer.tools[0]["name"] == "refine" and newer.items
         assert min(i.year for i in newer.items) > statistics.median(i.year for i in old.items)
+        both = rec.run(None, "compare it with the first one", 3, thread_id="agent-1")
+        assert both.tools[0]["name"] == "compare" and both.tools[0]["args"]["items"] == [
+            "#2", "#1"]  # fmt: skip  # "it": the item the last turn explained
         hello = rec.run(None, "hello", 3, thread_id="agent-1")
         assert hello.items == [] and hello.plan is None and "Hi" in hello.reply
 

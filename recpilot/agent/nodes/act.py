@@ -25,8 +25,19 @@ from recpilot.data.catalogue import Constraints
 from recpilot.data.preferences import read_titles
 
 
+def talked_about(args: dict) -> str | None:
+    """The item a tool call is about (its ``item``, else its first ``items`` entry), as
+    the call names it ("#1", a title or an id), or None."""
+    item = args.get("item")
+    if isinstance(item, str) and item:
+        return item
+    items = args.get("items")
+    return str(items[0]) if isinstance(items, list) and items else None
+
+
 def act(state: State, runtime: Runtime[Services]) -> dict:
-    """Graph node: run ``tool_calls``; write ``tool_replies``, ``funnel``, exclusions."""
+    """Graph node: run ``tool_calls``; write ``tool_replies``, ``funnel``, exclusions and
+    ``focus`` (the item the turn talked about; cleared when the funnel shows a new list)."""
     started = time.perf_counter()
     svc = services_of(runtime)
     ctx = ToolContext(
@@ -45,10 +56,12 @@ def act(state: State, runtime: Runtime[Services]) -> dict:
     notes: list[str] = []
     funnel = None
     pending = None
+    focus = state.get("focus")
     for call in state.get("tool_calls") or []:
         tool = get_tool(call["name"])
         assert tool is not None  # validated by the controller
         args, _ = tool.validate(call["args"])
+        focus = talked_about(call["args"]) or focus
         outcome = tool.bind(ctx).invoke(args.model_dump())
         if outcome.text:
             replies.append(outcome.text)
@@ -61,6 +74,7 @@ def act(state: State, runtime: Runtime[Services]) -> dict:
             f" (dropped {outcome.dropped})" if outcome.dropped else ""))  # fmt: skip
     thread = state.get("thread_constraints") or Constraints()
     update: dict = {"tool_replies": replies, "pending": pending, "dropped_ids": dropped}
+    update["focus"] = None if funnel is not None else focus  # a new list: "#1" moves on
     if funnel is not None:
         funnel.exclude_items = list(dict.fromkeys([*funnel.exclude_items, *exclude]))
         update["funnel"] = funnel.model_dump()

@@ -171,7 +171,9 @@ def controller(state: State, runtime: Runtime[Services]) -> dict:
             fallbacks.append(f"controller: LLM failed ({err}); the rules chose the tools")
             info["fallback"] = str(err)
     if not calls:
-        calls, repairs = validate_calls(rules_calls(message, svc.catalogue, shown, pending))
+        calls, repairs = validate_calls(
+            rules_calls(message, svc.catalogue, shown, pending, state.get("focus"))
+        )
         info["repairs"] += repairs
         codes.append(Code.CONTROLLER_RULES)
     if info["repairs"]:

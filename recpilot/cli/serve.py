@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+WORKER_START_S = 120
+"""Seconds a worker process may take to start answering before uvicorn replaces it."""
+
 
 def serve(
     ctx: typer.Context,
@@ -74,12 +77,16 @@ def serve_workers(settings: object, use_llm: bool) -> None:
 
     import uvicorn
 
-    from recpilot.cli.main import clean_errors, err_console
+    from recpilot.cli.main import clean_errors, err_console, open_recommender
     from recpilot.config.settings import Settings
     from recpilot.llm.server import embedded_client_settings, resolve_llm
     from recpilot.service.app import SETTINGS_ENV, USE_LLM_ENV
 
     assert isinstance(settings, Settings)
+    # Everything a worker opens (dataset, models, PostgreSQL, the Chroma server) is
+    # opened once here first: a worker that fails at start only logs a traceback.
+    with clean_errors(), open_recommender(settings, use_llm=False):
+        pass
     with clean_errors(), contextlib.ExitStack() as stack:
         child = settings
         if use_llm and not settings.llm_base_url:
@@ -99,4 +106,7 @@ def serve_workers(settings: object, use_llm: bool) -> None:
             port=settings.service_port,
             workers=settings.service_workers,
             log_level="info",
+            # a worker loads the catalogue, models and index before it answers; uvicorn's
+            # default 5 s health check killed slow starters on a busy 2-core machine
+            timeout_worker_healthcheck=WORKER_START_S,
         )

@@ -89,7 +89,8 @@ class ItemIndex:
 
         Raises:
             ValueError: the dataset name cannot form a collection name.
-            Exception: from chromadb, if the server cannot be reached.
+            ConnectionError: the Chroma server cannot be reached (the message says how
+                to start it or to use the local index instead).
         """
         import chromadb
         import httpx
@@ -98,9 +99,16 @@ class ItemIndex:
         name = collection_name(settings.dataset)
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         if settings.chroma_host:
-            client = chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
-            )
+            host, port = settings.chroma_host, settings.chroma_port
+            try:
+                client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
+            except ValueError as err:  # chromadb: "Could not connect to a Chroma server"
+                raise ConnectionError(
+                    f"cannot reach the Chroma server at {host}:{port} ({err}); start it "
+                    f"(`chroma run --path DIR --host {host} --port {port}`), fix "
+                    "RECPILOT_CHROMA_HOST/RECPILOT_CHROMA_PORT, or unset RECPILOT_CHROMA_HOST "
+                    "to use the local index folder"
+                ) from err
             # chromadb's HTTP session has no timeout: a hung server would hang every
             # request that reads the index; bound each call instead (it then fails, and
             # recall falls back without that channel).

@@ -115,8 +115,12 @@ def feedback(req: FeedbackRequest, engine: EngineDep, caller: Caller) -> Feedbac
     """Store a user's reaction to a catalogue item (like, dislike, rating, click, skip).
 
     Likes, dislikes and ratings (>= 4 like, <= 2 dislike) also go into the user's
-    long-term profile, which later recommendations read."""
-    caller.check(req.user_id)
+    long-term profile, which later recommendations read. A user key may leave out
+    ``user_id`` (its own user); an admin key must give it (422 otherwise)."""
+    user_id = caller.as_user(req.user_id)
+    if user_id is None:
+        raise HTTPException(422, "user_id is required (an admin key acts for no one user)")
+    req = req.model_copy(update={"user_id": user_id})
     catalogue = engine.rec.services.catalogue  # type: ignore[union-attr]
     if not catalogue.has(req.item_id):
         raise HTTPException(422, f"item id {req.item_id!r} is not in the catalogue")
@@ -141,12 +145,16 @@ async def list_traces(
 
 @router.get("/traces/{run_id}", response_model=RunTrace, tags=["traces"])
 async def get_trace(run_id: str, engine: EngineDep, caller: Caller) -> RunTrace:
-    """One run: every node's timing, inputs/outputs, candidates, LLM calls, fallbacks."""
+    """One run: every node's timing, inputs/outputs, candidates, LLM calls, fallbacks.
+
+    A user key gets 404 for another user's run, as for a run that does not exist: a
+    403 would tell it whose run the id is."""
     try:
         trace = await run_in_threadpool(engine.traces.get, run_id)
     except TraceNotFound as err:
         raise HTTPException(404, str(err)) from None
-    caller.check(trace.user_id)
+    if not caller.may_act_as(trace.user_id):
+        raise HTTPException(404, f"no trace with run id {run_id!r}")
     return trace
 
 

@@ -73,7 +73,13 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    user_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="Required with an admin key; a user key's own user when left out.",
+    )
     item_id: str = Field(min_length=1, max_length=64)
     kind: Literal["like", "dislike", "rating", "click", "skip"]
     rating: float | None = Field(default=None, ge=1, le=5)

@@ -42,6 +42,8 @@ def test_a_user_key_acts_only_as_its_user(service):
         fb = {"user_id": "u2", "item_id": "3", "kind": "like"}
         assert u1.post("/v1/feedback", json=fb).status_code == 403
         assert u1.post("/v1/feedback", json={**fb, "user_id": "u1"}).status_code == 201
+        mine = u1.post("/v1/feedback", json={"item_id": "4", "kind": "like"})  # the key's user
+        assert mine.status_code == 201 and mine.json()["user_id"] == "u1"
         with u1.stream("POST", "/v1/chat", json={"thread_id": "k-t2", "user_id": "u2",
                                                   "message": "hi"}) as r:
             assert r.status_code == 403
@@ -55,7 +57,8 @@ def test_traces_are_scoped_to_the_user(service):
         assert listed and {t["user_id"] for t in listed} == {"u1"}
         assert u1.get("/v1/traces", params={"user_id": "u2"}).status_code == 403
         assert u1.get(f"/v1/traces/{run1}").status_code == 200
-        assert u1.get(f"/v1/traces/{run2}").status_code == 403
+        other = u1.get(f"/v1/traces/{run2}")  # as if it did not exist: no owner leaked
+        assert other.status_code == 404 and "u2" not in other.text
     with client(service, ADMIN) as admin:
         users = {t["user_id"] for t in admin.get("/v1/traces", params={"limit": 100}).json()}
         assert {"u1", "u2"} <= users
@@ -99,6 +102,8 @@ def test_admin_keys_reach_every_user_and_unknown_keys_are_401(service):
     with client(service, ADMIN) as admin:
         assert admin.get("/v1/profiles/u2").status_code == 200
         assert admin.post("/v1/recommend", json={"user_id": "u3", "k": 1}).status_code == 200
+        nobody = admin.post("/v1/feedback", json={"item_id": "4", "kind": "like"})
+        assert nobody.status_code == 422 and "user_id is required" in nobody.text
     with client(service, "nope") as bad:
         assert bad.get("/v1/profiles/u1").status_code == 401
 

@@ -32,6 +32,21 @@ def test_workers_with_postgres_but_no_chroma_server_are_refused(tmp_path, monkey
     assert "RECPILOT_DATABASE_URL=" not in text  # only what is missing is named
 
 
+def test_workers_with_unreachable_servers_exit_with_one_error_line(tiny_settings, monkeypatch):
+    from recpilot.llm.server import free_port
+
+    home = str(tiny_settings.home)
+    monkeypatch.setenv("RECPILOT_DATABASE_URL", f"postgresql://u:p@127.0.0.1:{free_port()}/db")
+    monkeypatch.setenv("RECPILOT_CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("RECPILOT_CHROMA_PORT", str(free_port()))
+    args = ["--home", home, "--dataset", "tiny", "serve", "--workers", "2", "--no-llm"]
+    out = runner.invoke(app, args)  # checked in the parent, before any worker starts
+    text = " ".join(out.output.split())
+    assert out.exit_code == 1 and "Traceback" not in text
+    assert text.count("error:") == 1 and "cannot reach the Chroma server" in text
+    assert "chroma run" in text and "RECPILOT_CHROMA_PORT" in text
+
+
 def test_a_database_url_that_is_not_postgres_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("RECPILOT_DATABASE_URL", "sqlite:///x.db")
     out = runner.invoke(app, ["--home", str(tmp_path), "serve", "--no-llm"])

@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from typing import Any
 
@@ -138,32 +139,43 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def readiness(engine: Engine) -> ReadyOut:
-    """Check the LLM endpoint, Chroma and the SQLite stores (blocking; a few ms to seconds)."""
-    checks: dict[str, str] = {}
+    """Check the LLM endpoint, Chroma and the stores, all at once (blocking).
+
+    The checks run in parallel threads, so a dead backend costs its own timeout once
+    (a PostgreSQL pool waits up to 10 s) instead of once per store that uses it.
+    """
     svc = engine.rec.services
     assert svc is not None
-    if svc.llm is None:
-        checks["llm"] = "off"
-    else:
-        checks["llm"] = "ok" if svc.llm.ping(timeout_s=3) else f"unreachable: {svc.llm.base_url}"
-    try:
-        n = svc.index.count()
-        checks["chroma"] = "ok" if n > 0 else "empty index"
-    except Exception as err:  # any Chroma failure means not ready
-        checks["chroma"] = f"error: {err}"
-    stores = {
-        "traces": engine.traces.ping,
-        "feedback": engine.feedback.ping,
-        "checkpoints": lambda: ping_checkpointer(engine.rec.checkpointer),
+    llm = svc.llm
+
+    def check_llm() -> str:
+        if llm is None:
+            return "off"
+        return "ok" if llm.ping(timeout_s=3) else f"unreachable: {llm.base_url}"
+
+    def check_chroma() -> str:
+        return "ok" if svc.index.count() > 0 else "empty index"
+
+    def ok(ping: Callable[[], object]) -> Callable[[], str]:
+        return lambda: (ping(), "ok")[1]
+
+    checks_to_run: dict[str, Callable[[], str]] = {
+        "llm": check_llm,
+        "chroma": check_chroma,
+        "traces": ok(engine.traces.ping),
+        "feedback": ok(engine.feedback.ping),
+        "checkpoints": ok(lambda: ping_checkpointer(engine.rec.checkpointer)),
     }
-    for name, ping in stores.items():
-        try:
-            ping()
-            checks[name] = "ok"
-        except Exception as err:  # sqlite3.Error and friends
-            checks[name] = f"error: {err}"
+    checks: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=len(checks_to_run)) as pool:
+        futures = {name: pool.submit(fn) for name, fn in checks_to_run.items()}
+        for name, future in futures.items():
+            try:
+                checks[name] = future.result()
+            except Exception as err:  # any failure of a backend means not ready
+                checks[name] = f"error: {err}"
     ready = all(v in ("ok", "off") for v in checks.values())
-    queue = svc.llm.limiter.stats() if svc.llm is not None else None
+    queue = llm.limiter.stats() if llm is not None else None
     return ReadyOut(ready=ready, checks=checks, llm_queue=queue)
 
 

@@ -260,3 +260,29 @@ def test_only_busy_locked_or_io_sqlite_errors_count_as_a_store_outage(tmp_path):
     other.close()
     assert sqlite_transient(locked.value)  # 503 + Retry-After
     assert not sqlite_transient(missing.value)  # a 500: a bug or a damaged file
+
+
+def test_readiness_checks_run_at_once_so_a_dead_backend_costs_one_timeout():
+    """Chroma, the trace store and the feedback store each wait for the other two (a
+    barrier): checked one after another, the first would time out and be an error."""
+    import threading
+    from types import SimpleNamespace
+
+    from recpilot.service.app import readiness
+
+    barrier = threading.Barrier(3, timeout=10)
+
+    def meet() -> int:
+        barrier.wait()
+        return 5
+
+    services = SimpleNamespace(llm=None, index=SimpleNamespace(count=meet))
+    engine = SimpleNamespace(
+        rec=SimpleNamespace(services=services, checkpointer=None),
+        traces=SimpleNamespace(ping=meet),
+        feedback=SimpleNamespace(ping=meet),
+    )
+    result = readiness(engine)  # type: ignore[arg-type]
+    assert result.checks["chroma"] == result.checks["traces"] == result.checks["feedback"] == "ok"
+    assert result.checks["llm"] == "off" and result.checks["checkpoints"].startswith("error")
+    assert not result.ready

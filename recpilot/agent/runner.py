@@ -128,8 +128,8 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
         """``constraints`` with category names in the catalogue's spelling.
 
         Raises:
-            ValueError: a category the catalogue does not know (the message lists them), or
-                year_min after year_max.
+            ValueError: a category the catalogue does not know (the message lists them),
+                a category both included and excluded, or year_min after year_max.
         """
         assert self.services is not None
         catalogue = self.services.catalogue
@@ -147,10 +147,13 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
                 out.append(found)
             return out
 
+        include, exclude = fix(constraints.include_categories), fix(constraints.exclude_categories)
+        if both := sorted(set(include) & set(exclude)):
+            raise ValueError(f"categories both included and excluded: {', '.join(both)}")
         return constraints.model_copy(
             update={
-                "include_categories": fix(constraints.include_categories),
-                "exclude_categories": fix(constraints.exclude_categories),
+                "include_categories": include,
+                "exclude_categories": exclude,
                 "prefer_categories": fix(constraints.prefer_categories),
                 "disfavor_categories": fix(constraints.disfavor_categories),
             }

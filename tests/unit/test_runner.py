@@ -12,6 +12,9 @@ def test_runner_turn_result_and_input_checks(tiny_settings):
         assert result.llm.calls == 0 and not result.fine_fell_back
         with pytest.raises(ValueError, match="unknown category 'Nope'; known: .*Comedy"):
             rec.run("u1", None, 3, Constraints(include_categories=["Nope"]))
+        both = Constraints(include_categories=["Horror"], exclude_categories=["scary"])
+        with pytest.raises(ValueError, match="both included and excluded: Horror"):
+            rec.run("u1", None, 3, both)
         with pytest.raises(ValueError, match="k must be"):
             rec.run("u1", None, 0)
         with pytest.raises(ValueError, match="fine mode"):

@@ -45,13 +45,16 @@ def reducers() -> dict[str, Callable[[Any, Any], Any] | None]:
     return out
 
 
-def empty_value(name: str) -> Any:
-    """The value a reducer starts from when the field is unset (LangGraph builds the
-    type's empty value: ``[]`` for a list, ``False`` for a bool)."""
-    hint = get_type_hints(State, include_extras=True)[name]
-    base = get_args(hint)[0] if get_origin(hint) is Annotated else hint
-    origin = get_origin(base) or base
-    return origin() if origin in (list, bool) else None
+def empty_values() -> dict[str, Any]:
+    """Each :class:`State` field with a reducer → the value it starts from: LangGraph
+    always has one for such a field, the type's empty value (``[]`` for a list, ``False``
+    for a bool, else None)."""
+    out: dict[str, Any] = {}
+    for name, hint in get_type_hints(State, include_extras=True).items():
+        if get_origin(hint) is Annotated and any(callable(m) for m in hint.__metadata__):
+            origin = get_origin(get_args(hint)[0]) or get_args(hint)[0]
+            out[name] = origin() if origin in (list, bool) else None
+    return out
 
 
 class DirectFunnel:
@@ -65,8 +68,7 @@ class DirectFunnel:
         self.store = store
         self._nodes = {name: node(name, NODES[name]) for name in FUNNEL_EDGES}
         self._reducers = reducers()
-        # a field with a reducer always has a value in LangGraph's state (its empty one)
-        self._empty = {k: empty_value(k) for k, fn in self._reducers.items() if fn is not None}
+        self._empty = empty_values()
 
     def apply(self, state: dict[str, Any], update: dict[str, Any] | None) -> dict[str, Any]:
         """A new state: ``state`` with ``update`` written through the fields' reducers.
@@ -84,31 +86,35 @@ class DirectFunnel:
             elif reducer is None:
                 new[key] = value
             else:
-                old = new[key] if key in new else empty_value(key)
-                new[key] = reducer(old, value)
+                new[key] = reducer(new.get(key, self._empty[key]), value)
         return new
 
     def stream(
         self,
         inputs: dict[str, Any],
+        config: dict[str, Any] | None = None,
+        *,
         context: Services,
         stream_mode: str | Sequence[str] = "updates",
     ) -> Iterator[Any]:
-        """Run one request, yielding what ``graph.stream`` yields for ``stream_mode``.
+        """Run one request, yielding what ``graph.stream`` yields for ``stream_mode``
+        (called as a compiled graph is, so a caller holds either).
 
         Args:
             inputs: ``graph.turn_input(...)`` (plus any thread-memory field, such as the
                 ``shown`` ids an evaluation hides); its message must be empty.
+            config: must name no thread (there is no checkpointer); None or {}.
             context: the runtime services.
             stream_mode: ``"updates"`` ({node: update} per node), ``"values"`` (the
                 state after the input and after each node) or a list of both, which
                 yields ``(mode, chunk)`` pairs.
 
         Raises:
-            ValueError: the request has a message (it belongs to the controller graph).
+            ValueError: the request has a message or the config names a thread (both
+                belong to the controller graph).
         """
-        if (inputs.get("message") or "").strip():
-            raise ValueError("a request with a message runs through the controller graph")
+        if (inputs.get("message") or "").strip() or (config or {}).get("configurable"):
+            raise ValueError("a request with a message or a thread runs through the graph")
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
         pairs = not isinstance(stream_mode, str)
 
@@ -130,5 +136,5 @@ class DirectFunnel:
 
     def invoke(self, inputs: dict[str, Any], context: Services) -> dict[str, Any]:
         """Run one request and return the final state (as ``graph.invoke``)."""
-        *_, state = self.stream(inputs, context, stream_mode="values")
+        *_, state = self.stream(inputs, context=context, stream_mode="values")
         return state

@@ -229,17 +229,9 @@ class Recommender(contextlib.AbstractContextManager["Recommender"]):
                 inputs = turn_input(
                     user_id, message, k, constraints, fine_mode, channels, sample_generation
                 )
-                chunks = (
-                    graph.stream(inputs, self.services, ["updates", "values"])
-                    if graph is self.direct
-                    else graph.stream(
-                        inputs,
-                        config=config,
-                        context=self.services,
-                        stream_mode=["updates", "values"],
-                    )
-                )
-                for mode, chunk in chunks:
+                for mode, chunk in graph.stream(
+                    inputs, config=config, context=self.services, stream_mode=["updates", "values"]
+                ):
                     recorder.feed(mode, chunk)
                     if mode == "values":
                         state = chunk

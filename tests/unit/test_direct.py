@@ -75,25 +75,25 @@ def test_direct_funnel_streams_the_graphs_chunks(tiny_settings):
     for runner in (build_graph(), DirectFunnel()):
         inputs = turn_input("u5", None, 3)
         recorder = TraceRecorder("r", {"user_id": "u5", "k": 3}, None)
-        chunks = (
-            runner.stream(inputs, services, ["updates", "values"])
-            if isinstance(runner, DirectFunnel)
-            else runner.stream(inputs, context=services, stream_mode=["updates", "values"])
-        )
-        for mode, chunk in chunks:
+        for mode, chunk in runner.stream(  # called the same way on both
+            inputs, config={}, context=services, stream_mode=["updates", "values"]
+        ):
             recorder.feed(mode, chunk)
         trace = recorder.finish(None)
         traces.append([(n.node, sorted(n.inputs), sorted(n.outputs)) for n in trace.nodes])
         assert trace.items and trace.reply
     assert traces[0] == traces[1]
-    updates = list(DirectFunnel().stream(turn_input("u5", None, 3), services))
+    updates = list(DirectFunnel().stream(turn_input("u5", None, 3), context=services))
     assert [next(iter(u)) for u in updates][0] == "understand"
 
 
 def test_direct_funnel_refuses_a_message_and_an_unknown_field(tiny_settings):
     services = build_services(tiny_settings, None)
-    with pytest.raises(ValueError, match="controller graph"):
+    with pytest.raises(ValueError, match="message or a thread"):
         DirectFunnel().invoke(turn_input("u1", "a comedy", 3), context=services)
+    thread = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(ValueError, match="message or a thread"):
+        list(DirectFunnel().stream(turn_input("u1", None, 3), thread, context=services))
     with pytest.raises(ValueError, match="'nonsense', which is not a State field"):
         DirectFunnel().apply({}, {"nonsense": 1})
 

@@ -35,7 +35,7 @@ def serve(
     import uvicorn
 
     from recpilot.cli.main import clean_errors, err_console, open_recommender, settings_from
-    from recpilot.llm.server import SERVING_NICE
+    from recpilot.llm.server import for_serving
     from recpilot.service.app import check_workers, create_app
 
     flags: dict[str, object] = {
@@ -45,9 +45,7 @@ def serve(
     }
     if api_key:
         flags["api_keys"] = api_key
-    settings = settings_from(ctx, **flags)
-    if settings.embedded_nice is None:  # LLM-off requests take the CPU before generation
-        settings = settings.model_copy(update={"embedded_nice": SERVING_NICE})
+    settings = for_serving(settings_from(ctx, **flags))  # LLM-off requests take the CPU first
     with clean_errors():
         check_workers(settings)  # refused before anything starts
     if not settings.api_keys and not settings.user_api_keys:

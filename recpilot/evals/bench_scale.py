@@ -352,15 +352,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         if not args.no_llm_turns and not settings.llm_base_url:
             from recpilot.llm.server import (
-                SERVING_NICE,
                 embedded_client_settings,
+                for_serving,
                 resolve_llm,
                 settings_env,
             )
 
-            nice = SERVING_NICE if settings.embedded_nice is None else settings.embedded_nice
-            serving = settings.model_copy(update={"embedded_nice": nice})
-            url = stack.enter_context(resolve_llm(serving))  # at the priority `serve` gives it
+            # at the priority `recpilot serve` gives it
+            url = stack.enter_context(resolve_llm(for_serving(settings)))
             env.update(settings_env(embedded_client_settings(url)))
         for n in workers:
             run: dict[str, Any] = {"workers": n}

@@ -303,6 +303,14 @@ def _die_with_parent() -> None:
 SERVING_NICE = 10
 
 
+def for_serving(settings: Settings) -> Settings:
+    """``settings`` with ``embedded_nice`` = :data:`SERVING_NICE` when it is unset: beside
+    ``recpilot serve`` (and its benchmark) requests that need no LLM take the CPU first."""
+    if settings.embedded_nice is not None:
+        return settings
+    return settings.model_copy(update={"embedded_nice": SERVING_NICE})
+
+
 def _child_setup(nice: int) -> None:
     """In the child, before exec: :func:`_die_with_parent`, then lower its CPU priority
     by ``nice`` (``os.nice``; 0 keeps it). llama.cpp keeps every thread it has busy while

@@ -81,7 +81,7 @@ _NONE = re.compile(
 )
 _MORE_LIKE = re.compile(r"\b(?:more (?:like|of)|similar to|something like)\b")
 _LIKE_MORE = re.compile(r"\bi (?:like|love|enjoy)\s+(?:more|something|similar)\b")  # a wish
-_PRONOUN = re.compile(r"\b(?:it|this|that|this one|that one)\b")
+_PRONOUN = re.compile(r"\b(?:it|this|that)\b")
 _ONLY = re.compile(r"\bonly (?:the ones? )?(?:from|in|with)\b|\bjust the\b|\bonly ([a-z-]+)s\b")
 _REQUEST = re.compile(
     r"\b(?:recommend|suggest|suggestions?|show me|give me|find me|looking for|want|would like"

@@ -121,7 +121,8 @@ def candidate_scores(candidates: list[dict]) -> list[CandidateScore]:
     """The candidate bus as :class:`CandidateScore` rows (at most ``MAX_CANDIDATES``).
 
     The bus is the funnel's own data, already typed, so the rows are built without
-    validation (``model_construct``: ~130 rows a request, validation was ~2 ms of it)."""
+    validation (``model_construct``; ~130 rows a request, whose validation was ~1.2 ms of
+    this function's 2.8 ms: cProfile, 300 warm ML-100K requests)."""
 
     def num(value: Any) -> float | None:
         return None if value is None else float(value)  # numpy scalars → float

@@ -547,6 +547,14 @@ def eval_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Reuse the LLM runs already saved in --out.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes for the non-LLM runs (default: one per usable core); "
+            "the numbers do not depend on it.",
+        ),
+    ] = None,
 ) -> None:
     """Offline evaluation: leave-one-out, full and sampled ranking, every pipeline."""
 
@@ -586,6 +594,7 @@ def eval_command(
             split=split,
             out_dir=out_dir,
             resume=resume,
+            jobs=jobs,
         )
         columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn()]
         with Progress(*columns, TimeElapsedColumn(), console=console) as bar:

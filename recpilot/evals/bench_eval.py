@@ -94,6 +94,7 @@ def run_benchmark(
     out["split"] = {k: results["split"].get(k) for k in ("order", "users", "universe_items")}
     out["steps_s"] = {k: round(v, 1) for k, v in steps.items()}
     out["eval_phases_s"] = results["timing_s"]
+    out["eval_jobs"] = results.get("jobs")  # worker processes the eval used
     out["eval_s"] = round(steps["eval"], 1)
     out["target_s"] = TARGET_S
     out["met"] = steps["eval"] < TARGET_S

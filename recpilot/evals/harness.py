@@ -47,7 +47,7 @@ from recpilot.data.embeddings import make_encoder
 from recpilot.data.ingest import read_meta
 from recpilot.data.item_index import ItemIndex
 from recpilot.data.meta import LikedRule
-from recpilot.evals.memo_index import MemoIndex
+from recpilot.evals.exact_index import ExactIndex
 from recpilot.evals.metrics import (
     Rank,
     bootstrap_ci,
@@ -56,6 +56,7 @@ from recpilot.evals.metrics import (
     rank_of,
     summarize,
 )
+from recpilot.evals.parallel import can_fork, map_in_workers, usable_jobs
 from recpilot.evals.pipelines import Pipeline, RunRecord, reblend, run_graph, with_budgets
 from recpilot.evals.split import (
     SAMPLERS,
@@ -128,6 +129,12 @@ class EvalConfig(BaseModel):
     out_dir: Path | None = None
     resume: bool = Field(
         default=False, description="Reuse LLM runs saved in out_dir/llm_runs.jsonl."
+    )
+    jobs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes for the non-LLM runs (None: one per usable core); "
+        "the numbers do not depend on it.",
     )
 
 
@@ -355,7 +362,7 @@ def load_world(settings: Settings, config: EvalConfig, progress: Progress) -> Wo
         )
         progress.done(task)
     universe = set(split.universe)
-    index = MemoIndex(index)  # the collection is fixed during a run: ask Chroma once
+    index = ExactIndex(index, ids)  # every vector read once; exact, same in every process
     return World(
         settings=settings,
         split=split,
@@ -407,17 +414,26 @@ class Runner:
             self._pools[key] = (len(pool), [i for i in self.world.ids if i not in pool])
         return self._pools[key]
 
-    def full(self, p: Pipeline, user: str, target: str, runs: PipelineRuns) -> RunRecord:
-        """Full ranking: the pipeline's top-k over every unseen item of the universe."""
+    def full(self, p: Pipeline, user: str, target: str) -> tuple[RunRecord, list[str]]:
+        """Full ranking: the pipeline's top-k over every unseen item of the universe.
+
+        Returns:
+            ``(record, ranked)``: the run and the list the metrics read.
+        """
         svc = self._svc(p)
         svc = with_budgets(svc, coarse_keep=max(svc.settings.coarse_keep, self.k))
         rec = run_graph(self.graph, svc, user, p, self.k, self.world.hidden_full)
         ranked = rec.ranked[: self.k] if p.cut == "recall" else rec.ranked
-        runs.add(user, target, rec, ranked)
-        return rec
+        return rec, ranked
 
-    def sampled(self, p: Pipeline, user: str, target: str, method: str, runs: PipelineRuns) -> None:
-        """Sampled ranking: the held-out item among ``negatives`` sampled items."""
+    def sampled(
+        self, p: Pipeline, user: str, target: str, method: str
+    ) -> tuple[RunRecord, list[str]]:
+        """Sampled ranking: the held-out item among ``negatives`` sampled items.
+
+        Returns:
+            ``(record, ranked)``: the run and the whole pool's order, which the metrics read.
+        """
         n, hidden = self._pool(user, target, method)
         base = with_budgets(
             self.services[p.model],
@@ -438,7 +454,27 @@ class Runner:
             rec = run_graph(self.graph, svc, user, p, keep, hidden)
             head = rec.ranked
             ranked = head + [i for i in ranked if i not in set(head)]
-        runs.add(user, target, rec, ranked)
+        return rec, ranked
+
+    def user_runs(
+        self, p: Pipeline, user: str, target: str, protocols: list[Protocol]
+    ) -> list[tuple[Protocol, RunRecord, list[str]]]:
+        """One user's runs of ``p`` on each protocol: ``[(protocol, record, ranked), ...]``.
+
+        A non-LLM run's record drops the final candidate dicts (``short``, ``coarse_order``:
+        only the LLM pipelines' re-blending reads them), which keeps a run small to hold
+        and to send back from a worker process.
+        """
+        out: list[tuple[Protocol, RunRecord, list[str]]] = []
+        for proto in protocols:
+            if proto == "full":
+                rec, ranked = self.full(p, user, target)
+            else:
+                rec, ranked = self.sampled(p, user, target, proto.removeprefix("sampled-"))
+            if not p.uses_llm:
+                rec = dataclasses.replace(rec, short=[], coarse_order=[])
+            out.append((proto, rec, ranked))
+        return out
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -506,12 +542,16 @@ def _run_all(
     label: str,
     sampled_users: dict[str, set[str]] | None = None,
     cache: RunCache | None = None,
+    jobs: int = 1,
 ) -> Runs:
     """Run each pipeline for its users (``users[pipeline.name]``) on each protocol.
 
     ``sampled_users[pipeline.name]``, when given, limits that pipeline's sampled
     protocols to those users (full ranking still runs for all of its users). LLM runs
     are read from / written to ``cache`` (key: ``label``, protocol, pipeline, user).
+    With ``jobs`` >= 2 the non-LLM pipelines run in that many forked worker processes
+    (:mod:`recpilot.evals.parallel`), chunks of users each, added back in user order: the
+    runs are the same as with ``jobs`` = 1. LLM pipelines always run here (one server).
     """
     runs: Runs = {proto: {p.name: PipelineRuns() for p in pipelines} for proto in protocols}
     sampled_users = sampled_users or {}
@@ -522,29 +562,52 @@ def _run_all(
 
     total = sum(len(protocols_of(p, u)) for p in pipelines for u in users[p.name])
     task = progress.start(label, total)
+    forked = [p for p in pipelines if not p.uses_llm] if jobs >= 2 else []
+    chunks = [
+        (p, chunk)
+        for p in forked
+        for chunk in _chunks(users[p.name], max(1, len(users[p.name]) // (8 * jobs)), 25)
+    ]
+    if len(chunks) < 2:
+        forked, chunks = [], []
+
+    def work(item: tuple[Pipeline, list[str]]) -> list[list[tuple[Protocol, RunRecord, list[str]]]]:
+        p, chunk = item
+        return [runner.user_runs(p, u, targets[u], protocols_of(p, u)) for u in chunk]
+
+    assert isinstance(runner.world.index, ExactIndex)
+    for (p, chunk), done in zip(
+        chunks, map_in_workers(work, chunks, jobs, runner.world.index) if chunks else [],
+        strict=True,
+    ):  # fmt: skip
+        for user, user_runs in zip(chunk, done, strict=True):
+            for proto, rec, ranked in user_runs:
+                runs[proto][p.name].add(user, targets[user], rec, ranked)
+                progress.advance(task)
     for p in pipelines:
+        if p in forked:
+            continue
         for user in users[p.name]:
             for proto in protocols_of(p, user):
                 into = runs[proto][p.name]
                 key = (label, proto, p.name, user)
                 saved = cache.get(key) if cache is not None and p.uses_llm else None
-                if saved is not None:
-                    into.add(user, saved[0], saved[1], saved[2])
-                elif proto == "full":
-                    runner.full(p, user, targets[user], into)
+                if saved is None:
+                    [(_, rec, ranked)] = runner.user_runs(p, user, targets[user], [proto])
+                    if cache is not None and p.uses_llm and not rec.fell_back:
+                        cache.put(key, targets[user], rec, ranked)
+                    into.add(user, targets[user], rec, ranked)
                 else:
-                    method = proto.removeprefix("sampled-")
-                    runner.sampled(p, user, targets[user], method, into)
-                if (
-                    cache is not None
-                    and p.uses_llm
-                    and saved is None
-                    and not into.records[-1].fell_back
-                ):
-                    cache.put(key, targets[user], into.records[-1], into.lists[-1])
+                    into.add(user, saved[0], saved[1], saved[2])
                 progress.advance(task)
     progress.done(task)
     return runs
+
+
+def _chunks(items: list[str], size: int, at_most: int) -> list[list[str]]:
+    """``items`` cut into consecutive chunks of ``min(size, at_most)`` (the last shorter)."""
+    step = max(1, min(size, at_most))
+    return [items[k : k + step] for k in range(0, len(items), step)]
 
 
 @contextlib.contextmanager
@@ -580,14 +643,21 @@ def run_eval(
 
     Raises:
         FileNotFoundError: the dataset is missing.
-        ValueError: the split leaves no user.
+        ValueError: the split leaves no user; ``config.jobs`` > 1 without ``fork``.
+        TimeoutError: a worker process gave no result (see :mod:`recpilot.evals.parallel`).
     """
     progress = progress or Progress()
+    if config.jobs is not None and config.jobs > 1 and not can_fork():
+        raise ValueError(
+            f"jobs={config.jobs} needs the 'fork' start method, which this platform lacks; "
+            "use --jobs 1"
+        )
+    jobs = config.jobs or usable_jobs()
     git = git_info()  # at the start: the code that runs, not what is checked out at the end
     settings = settings.model_copy(update={"planner": "rules"})
     cache = None
     if config.out_dir is not None:
-        shaping = config.model_dump(mode="json", exclude={"out_dir", "resume"})
+        shaping = config.model_dump(mode="json", exclude={"out_dir", "resume", "jobs"})
         public = settings.model_dump(mode="json", exclude=SECRET_SETTINGS)  # never store keys
         fingerprint = json.dumps([shaping, public], sort_keys=True)
         cache = RunCache(config.out_dir / "llm_runs.jsonl", fingerprint, config.resume)
@@ -627,7 +697,7 @@ def run_eval(
         runner_v = Runner(world, svc_v, config, pop_v)
         val_runs = _run_all(
             runner_v, val_pipes, {p.name: eval_users for p in val_pipes}, targets_v, ["full"],
-            progress, "validation through the graph", cache=cache,
+            progress, "validation through the graph", cache=cache, jobs=jobs,
         )  # fmt: skip
         validation = {name: metrics_of(r, ks, n_universe) for name, r in val_runs["full"].items()}
         base = max(coarse_names, key=lambda m: validation[f"recall+coarse[{m}]"]["NDCG@10"])
@@ -677,7 +747,7 @@ def run_eval(
         llm_sampled = set(llm_users[: config.llm_sampled_users])
         test_runs = _run_all(
             runner_t, pipelines, users_of, targets_t, protocols, progress, "test phase",
-            {p.name: llm_sampled for p in pipelines if p.uses_llm}, cache,
+            {p.name: llm_sampled for p in pipelines if p.uses_llm}, cache, jobs,
         )  # fmt: skip
         clock["test_s"] = time.perf_counter() - t
 
@@ -698,7 +768,7 @@ def run_eval(
             cold_of = {p.name: (cold_llm if p.uses_llm else cold_users) for p in pipelines}
             hruns = _run_all(
                 runner_h, pipelines, cold_of, targets_t, ["full"], progress,
-                f"cold start: first {h} interaction(s)", cache=cache,
+                f"cold start: first {h} interaction(s)", cache=cache, jobs=jobs,
             )  # fmt: skip
             cold[str(h)] = {
                 name: metrics_of(r, ks, n_universe)
@@ -827,6 +897,7 @@ def run_eval(
         "cold_start": {"users": len(cold_users), "llm_users": len(cold_llm), "by_history": cold},
         "reference": REFERENCE,
         "timing_s": {k: round(v, 1) for k, v in clock.items()},
+        "jobs": jobs,  # worker processes of the non-LLM runs (numbers do not depend on it)
         "_per_user": _per_user_rows(test_runs),
     }
 

@@ -174,7 +174,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"re-rank the short list of `{models['coarse_base_for_llm']}` (best on validation); "
         f"fine_weight used: {models['fine_weight_used']}",
         f"- git commit `{g['commit']}`{' (with uncommitted changes)' if g['dirty'] else ''}",
-        f"- wall time: {results['timing_s']}",
+        f"- wall time: {results['timing_s']}, "
+        f"{results.get('jobs', 1)} process(es) for the non-LLM runs",
         "",
         "## Full ranking (test item among all unseen items), all evaluated users",
         "",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -54,6 +55,9 @@ def usable_jobs() -> int:
 
 
 def _start_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool (its workers get
+    # SIGTERM); a worker that also raised KeyboardInterrupt would print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _SHARED["index"].detach()
     # One BLAS thread per worker: with OpenBLAS's default (a thread per core) two workers
     # on 2 cores ran the test phase of the 2.8k-item benchmark no faster than one process

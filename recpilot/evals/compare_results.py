@@ -6,8 +6,9 @@ Used to prove that a change to the code left every metric unchanged::
 
 Every leaf value of both files is compared by its path (``results.full.popularity.
 NDCG@10``, ``_per_user.17.rank``...), except what measures time or names the run:
-``created_at``, ``command``, ``git``, ``timing_s``, the output folder, and any key
-ending in ``_ms`` or named ``wall_ms``/``stage_ms_p50``/``llm_ms`` (wall times). Exit
+``created_at``, ``command``, ``git``, ``timing_s``, the output folder, ``jobs`` (worker
+processes: the numbers do not depend on them), and any key ending in ``_ms`` or named
+``wall_ms``/``stage_ms_p50``/``llm_ms`` (wall times). Exit
 status 0 when nothing differs, 1 otherwise (the differences are printed).
 """
 
@@ -18,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SKIPPED_KEYS = {"created_at", "command", "git", "timing_s", "out_dir", "stage_ms_p50", "llm_ms"}
+SKIPPED_KEYS = {
+    "created_at", "command", "git", "timing_s", "out_dir", "stage_ms_p50", "llm_ms", "jobs",
+}  # fmt: skip
 
 
 def flatten(value: Any, path: str = "") -> dict[str, Any]:

@@ -21,6 +21,7 @@ from recpilot.config.settings import Settings
 from recpilot.data.catalogue import Catalogue
 from recpilot.data.ingest import ingest
 from recpilot.data.movielens import fetch_movielens_100k
+from recpilot.evals.compare_results import compare
 from recpilot.evals.harness import EvalConfig, run_eval
 from recpilot.evals.pipelines import reblend
 from recpilot.evals.report import write_outputs
@@ -153,6 +154,27 @@ def test_eval_cli_on_ml_latest_small_through_the_generic_ingest(
     assert all(0 <= m["NDCG@10"] <= m["HR@10"] <= 1 for m in full.values())
     for name in ("report.md", "metric_by_pipeline.png", "metric_by_history.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_eval_cli_gives_the_same_numbers_in_every_run(
+    slice_settings: Settings, tmp_path: Path
+) -> None:
+    """Two `recpilot eval --no-llm` processes, one serial and one with 2 workers: every value
+    of results.json but timings is the same (i2i included: the eval's index is exact)."""
+    results = []
+    for jobs in ("1", "2"):
+        out = _cli(
+            slice_settings.home, "--dataset", "ml100k-slice", "eval", "--no-llm", "--no-tune",
+            "--cold-users", "10", "--jobs", jobs, "--out", str(tmp_path / jobs),
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        results.append(json.loads((tmp_path / jobs / "results.json").read_text()))
+    assert [r["jobs"] for r in results] == [1, 2]
+    n, diffs = compare(*results)
+    assert n > 500 and diffs == []
+    rows = [pd.read_csv(tmp_path / jobs / "per_user.csv").drop(columns="wall_ms") for jobs in "12"]
+    assert len(rows[0]) > 1000  # every protocol, pipeline and user: ranks and top-20 lists
+    pd.testing.assert_frame_equal(rows[0], rows[1])
 
 
 def test_eval_cli_with_the_llm_on_one_user(

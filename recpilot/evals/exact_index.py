@@ -46,6 +46,7 @@ class ExactIndex(ItemIndex):
         self._detached = False
         self._ids = [str(i) for i in ids]
         self._matrix = super().vectors(self._ids)  # (n_items, dim), float32
+        self._kept_vectors.clear()  # the product's per-id cache: a second copy, not needed
         self._pos = {item_id: k for k, item_id in enumerate(self._ids)}
         self._neighbours: dict[tuple[str, int], list[tuple[str, float]]] = {}
 

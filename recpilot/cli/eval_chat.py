@@ -43,7 +43,13 @@ def eval_chat(
     ] = False,
 ) -> None:
     """Conversational eval: a simulator seeks a held-out item; hit@K, AT, cost per turn."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from recpilot.cli import main as cli
     from recpilot.evals.chat.episodes import ChatEvalConfig, run_chat_eval
@@ -65,20 +71,23 @@ def eval_chat(
         cli.err_console.print("[red]error:[/] --no-llm cannot run the LLM simulator")
         raise typer.Exit(2)
     git = git_info()
-    with cli.clean_errors():
+    created = cli.make_out_dir(out_dir)
+    with cli.clean_errors(), cli.stop_on_interrupt(out_dir, created):
         config = ChatEvalConfig(
             users=users, turns=turns, k=k, seed=seed, pipelines=pipelines,
             settings=setting or ["known", "new"], simulator=simulator, split=split,
             out_dir=out_dir, resume=resume,
         )  # fmt: skip
-        out_dir.mkdir(parents=True, exist_ok=True)
-        columns = [BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn()]  # fmt: skip
         with Progress(*columns, console=cli.err_console) as bar:
-            task = bar.add_task("episodes", total=None)
+            task = bar.add_task("conversations (loading first)", total=None)
             raw = run_chat_eval(
                 settings,
                 config,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=lambda done, total: bar.update(
+                    task, completed=done, total=total, description="conversations"
+                ),
             )
         results = summarize_run(raw)
         results["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -88,6 +88,46 @@ def clean_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def make_out_dir(out_dir: Path) -> bool:
+    """Create an eval's ``--out`` folder before any work (a bad one must not cost a run).
+
+    Returns:
+        True if the folder was created now, False if it already existed.
+
+    Raises:
+        typer.Exit: code 2, with a one-line message naming ``--out``, if it cannot be made.
+    """
+    existed = out_dir.is_dir()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err_console.print(f"[red]error:[/] --out {out_dir}: cannot create the folder ({exc})")
+        raise typer.Exit(2) from None
+    return not existed
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(out_dir: Path, created: bool) -> Iterator[None]:
+    """Ctrl-C during an eval: say what is kept, remove an ``--out`` folder made empty, exit 130.
+
+    Args:
+        out_dir: the run's output folder.
+        created: True if this run created it (only then is an empty one removed).
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            if created and not any(out_dir.iterdir()):
+                out_dir.rmdir()
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            kept = f"what finished is kept in {out_dir}; continue with --resume --out {out_dir}"
+        else:
+            kept = "nothing was written"
+        err_console.print(f"[yellow]interrupted[/]: {escape(kept)}")
+        raise typer.Exit(130) from None
+
+
 @contextlib.contextmanager
 def open_recommender(settings: Settings, use_llm: bool) -> Iterator[Recommender]:
     """A started :class:`Recommender`, with a spinner on stderr while it starts."""
@@ -570,12 +610,15 @@ def eval_command(
     if resume and not out_dir.is_dir():
         err_console.print(f"[red]error:[/] --resume: {out_dir} is not a folder of an earlier run")
         raise typer.Exit(2)
-    try:  # before any work: a bad --out must not cost a whole run
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        err_console.print(f"[red]error:[/] --out {out_dir}: cannot create the folder ({exc})")
-        raise typer.Exit(2) from None
-    with clean_errors():
+    from recpilot.evals.parallel import usable_jobs
+
+    if jobs is not None and jobs > usable_jobs():
+        err_console.print(
+            f"[dim]note: --jobs {jobs} is more than the {usable_jobs()} usable core(s): "
+            "the extra workers share them (no faster, same numbers)[/]"
+        )
+    created = make_out_dir(out_dir)
+    with clean_errors(), stop_on_interrupt(out_dir, created):
         config = EvalConfig(
             dataset=settings.dataset,
             seed=seed,

@@ -612,9 +612,10 @@ def eval_command(
         raise typer.Exit(2)
     from recpilot.evals.parallel import usable_jobs
 
-    if jobs is not None and jobs > usable_jobs():
+    cores = usable_jobs()
+    if jobs is not None and jobs > cores:
         err_console.print(
-            f"[dim]note: --jobs {jobs} is more than the {usable_jobs()} usable core(s): "
+            f"[dim]note: --jobs {jobs} is more than the {cores} usable core(s): "
             "the extra workers share them (no faster, same numbers)[/]"
         )
     created = make_out_dir(out_dir)

@@ -87,6 +87,7 @@ REFERENCE = {
 }
 FINE_WEIGHTS = [round(w, 2) for w in np.linspace(0.0, 1.0, 11)]
 Protocol = Literal["full", "sampled-uniform", "sampled-popularity"]
+UserRun = tuple[Protocol, RunRecord, list[str]]  # one run: protocol, record, ranked ids
 
 
 # kept out of outputs
@@ -244,7 +245,7 @@ class World:
     settings: Settings
     split: LOOSplit
     items: pd.DataFrame
-    index: ItemIndex
+    index: ExactIndex  # the run's index: exact, and safe to detach in workers
     encoder: Any
     vectors: np.ndarray
     ids: list[str]
@@ -458,14 +459,14 @@ class Runner:
 
     def user_runs(
         self, p: Pipeline, user: str, target: str, protocols: list[Protocol]
-    ) -> list[tuple[Protocol, RunRecord, list[str]]]:
+    ) -> list[UserRun]:
         """One user's runs of ``p`` on each protocol: ``[(protocol, record, ranked), ...]``.
 
         A non-LLM run's record drops the final candidate dicts (``short``, ``coarse_order``:
         only the LLM pipelines' re-blending reads them), which keeps a run small to hold
         and to send back from a worker process.
         """
-        out: list[tuple[Protocol, RunRecord, list[str]]] = []
+        out: list[UserRun] = []
         for proto in protocols:
             if proto == "full":
                 rec, ranked = self.full(p, user, target)
@@ -563,30 +564,22 @@ def _run_all(
     total = sum(len(protocols_of(p, u)) for p in pipelines for u in users[p.name])
     task = progress.start(label, total)
     forked = [p for p in pipelines if not p.uses_llm] if jobs >= 2 else []
-    chunks = [
-        (p, chunk)
-        for p in forked
-        for chunk in _chunks(users[p.name], max(1, len(users[p.name]) // (8 * jobs)), 25)
-    ]
-    if len(chunks) < 2:
-        forked, chunks = [], []
+    chunks = [(p, chunk) for p in forked for chunk in _chunks(users[p.name], jobs)]
+    if len(chunks) >= 2:
 
-    def work(item: tuple[Pipeline, list[str]]) -> list[list[tuple[Protocol, RunRecord, list[str]]]]:
-        p, chunk = item
-        return [runner.user_runs(p, u, targets[u], protocols_of(p, u)) for u in chunk]
+        def work(item: tuple[Pipeline, list[str]]) -> list[list[UserRun]]:
+            p, chunk = item
+            return [runner.user_runs(p, u, targets[u], protocols_of(p, u)) for u in chunk]
 
-    assert isinstance(runner.world.index, ExactIndex)
-    for (p, chunk), done in zip(
-        chunks, map_in_workers(work, chunks, jobs, runner.world.index) if chunks else [],
-        strict=True,
-    ):  # fmt: skip
-        for user, user_runs in zip(chunk, done, strict=True):
-            for proto, rec, ranked in user_runs:
-                runs[proto][p.name].add(user, targets[user], rec, ranked)
-                progress.advance(task)
-    for p in pipelines:
-        if p in forked:
-            continue
+        done = map_in_workers(work, chunks, jobs, setup=runner.world.index.detach)
+        for (p, chunk), chunk_runs in zip(chunks, done, strict=True):
+            for user, user_runs in zip(chunk, chunk_runs, strict=True):
+                for proto, rec, ranked in user_runs:
+                    runs[proto][p.name].add(user, targets[user], rec, ranked)
+                    progress.advance(task)
+    else:
+        forked = []
+    for p in [p for p in pipelines if p not in forked]:
         for user in users[p.name]:
             for proto in protocols_of(p, user):
                 into = runs[proto][p.name]
@@ -604,10 +597,11 @@ def _run_all(
     return runs
 
 
-def _chunks(items: list[str], size: int, at_most: int) -> list[list[str]]:
-    """``items`` cut into consecutive chunks of ``min(size, at_most)`` (the last shorter)."""
-    step = max(1, min(size, at_most))
-    return [items[k : k + step] for k in range(0, len(items), step)]
+def _chunks(users: list[str], jobs: int) -> list[list[str]]:
+    """``users`` in consecutive chunks for ``jobs`` workers: ~8 chunks per worker (so a slow
+    chunk does not leave a core idle at the end), at most 25 users each."""
+    step = min(25, max(1, len(users) // (8 * jobs)))
+    return [users[k : k + step] for k in range(0, len(users), step)]
 
 
 @contextlib.contextmanager

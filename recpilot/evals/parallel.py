@@ -8,9 +8,10 @@ so a caller that adds them in that order gets exactly the numbers a serial loop 
 (tests/unit/test_eval_parallel.py).
 
 Chroma's client does not survive a fork (its runtime's threads are not copied: a query
-in the child hangs), so the run's :class:`~recpilot.evals.exact_index.ExactIndex`, which
-answers from the vectors it read before the fork, is detached from Chroma in each
-worker: anything that would still call Chroma raises instead of hanging.
+in the child hangs), so the evaluation passes ``setup`` =
+:meth:`~recpilot.evals.exact_index.ExactIndex.detach`: in each worker its index answers
+from the vectors it read before the fork, and anything that would still call Chroma
+raises instead of hanging.
 
 Linux (``fork``) only; elsewhere :func:`usable_jobs` is 1 and runs stay in-process.
 """
@@ -24,8 +25,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from threadpoolctl import threadpool_limits
-
-from recpilot.evals.exact_index import ExactIndex
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,7 +57,7 @@ def _start_worker() -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool (its workers get
     # SIGTERM); a worker that also raised KeyboardInterrupt would print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _SHARED["index"].detach()
+    _SHARED["setup"]()
     # One BLAS thread per worker: with OpenBLAS's default (a thread per core) two workers
     # on 2 cores ran the test phase of the 2.8k-item benchmark no faster than one process
     # (300 users: 25.9 s vs 31.9 s; 16.9 s with this limit).
@@ -70,17 +69,16 @@ def _run_task(k: int) -> Any:
 
 
 def map_in_workers(
-    work: Callable[[T], R], tasks: Sequence[T], jobs: int, index: ExactIndex
+    work: Callable[[T], R], tasks: Sequence[T], jobs: int, setup: Callable[[], None]
 ) -> Iterator[R]:
     """``work(task)`` for each task, computed in ``jobs`` forked workers, yielded in order.
 
     Args:
         work: called in a worker; may use anything built before the call (inherited by
-            the fork) but not Chroma (``index`` is detached there). Its return value is
-            pickled back.
+            the fork) but not Chroma. Its return value is pickled back.
         tasks: the tasks (stay in memory; only their positions are sent).
         jobs: worker processes (>= 2; use a plain loop for 1).
-        index: the run's item index.
+        setup: called once in each worker before its first task (e.g. ``index.detach``).
 
     Yields:
         ``work(tasks[0])``, ``work(tasks[1])``, ... as each becomes available, in order.
@@ -95,7 +93,7 @@ def map_in_workers(
         raise ValueError(f"map_in_workers needs jobs >= 2 and fork (jobs={jobs})")
     if _SHARED:
         raise RuntimeError("map_in_workers is already running in this process")
-    _SHARED.update(work=work, tasks=tasks, index=index)
+    _SHARED.update(work=work, tasks=tasks, setup=setup)
     try:
         with mp.get_context("fork").Pool(jobs, initializer=_start_worker) as pool:
             results = pool.imap(_run_task, range(len(tasks)))

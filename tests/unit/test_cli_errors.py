@@ -17,21 +17,14 @@ def run(tmp_path, *args: str):
     return runner.invoke(app, ["--home", str(tmp_path / "home"), *args])
 
 
-def test_eval_out_that_is_a_file_fails_before_loading_anything(tmp_path):
+@pytest.mark.parametrize("command", ["eval", "eval-chat"])
+def test_an_out_that_is_a_file_fails_before_loading_anything(tmp_path, command):
     target = tmp_path / "a-file"
     target.write_text("x")
-    out = run(tmp_path, "eval", "--no-llm", "--out", str(target))
+    out = run(tmp_path, command, "--no-llm", "--out", str(target))
     assert out.exit_code == 2
     assert "--out" in out.output and "cannot create" in out.output
     assert "No dataset" not in out.output  # failed before loading the dataset
-
-
-def test_eval_chat_out_that_is_a_file_fails_like_eval(tmp_path):
-    target = tmp_path / "a-file"
-    target.write_text("x")
-    out = run(tmp_path, "eval-chat", "--no-llm", "--out", str(target))
-    assert out.exit_code == 2
-    assert "--out" in out.output and "cannot create" in out.output
 
 
 def test_ctrl_c_removes_an_empty_out_folder_it_made_and_keeps_one_with_work(tmp_path):

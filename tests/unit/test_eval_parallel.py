@@ -49,7 +49,7 @@ def test_workers_answer_from_the_vectors_and_never_call_chroma(tiny_settings: Se
             index.metadata()  # would call Chroma: refused, not hung
         return fresh
 
-    got = list(map_in_workers(work, ids, 2, index))
+    got = list(map_in_workers(work, ids, 2, setup=index.detach))
     assert [row[:3] for row in got] == expected
     assert all(row[0][0] == i for row, i in zip(got, ids, strict=True))  # itself first
     assert index.metadata()["dim"] == index.vectors(["1"]).shape[1]  # the parent still can
@@ -64,5 +64,5 @@ def test_a_worker_error_reaches_the_caller(tiny_settings: Settings) -> None:
         return k * k
 
     with pytest.raises(ValueError, match="task 3 failed"):
-        list(map_in_workers(work, list(range(6)), 2, index))
-    assert list(map_in_workers(lambda k: k + 1, [1, 2, 3], 2, index)) == [2, 3, 4]  # reusable
+        list(map_in_workers(work, list(range(6)), 2, setup=index.detach))
+    assert list(map_in_workers(lambda k: k + 1, [1, 2, 3], 2, setup=lambda: None)) == [2, 3, 4]
